@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['DEFAULT_TARGETS', 'write_gguf_lora', 'target_shapes', 'random_lora', 'peft_to_gguf_lora']
 
-# %% ../nbs/04a_lora.ipynb #41a4fcb5
+# %% ../nbs/04a_lora.ipynb #101a147f
 import json, re
 from pathlib import Path
 import numpy as np
 from .core import LocoError, atomic_path
+from .models import gguf_tensor_shapes
 
-# %% ../nbs/04a_lora.ipynb #3c0ca458
+# %% ../nbs/04a_lora.ipynb #4e0f5a79
 def write_gguf_lora(path: str | Path, architecture: str, tensors: dict[str, tuple[np.ndarray, np.ndarray]], alpha: float) -> Path:
     "Write a GGUF LoRA adapter for `architecture` with `{weight name: (lora_a, lora_b)}` tensors."
     import gguf
@@ -30,14 +31,13 @@ def write_gguf_lora(path: str | Path, architecture: str, tensors: dict[str, tupl
         w.close()
     return path
 
-# %% ../nbs/04a_lora.ipynb #a1bf3e9a
+# %% ../nbs/04a_lora.ipynb #39511252
 DEFAULT_TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output")
 
 def target_shapes(model_path: str | Path, targets=DEFAULT_TARGETS) -> dict[str, tuple[int, int]]:
     "`{gguf weight name: (in, out)}` for the adaptable weights of the model at `model_path`."
-    from gguf import GGUFReader
     pat = re.compile(rf"^blk\.\d+\.({'|'.join(targets)})\.weight$")
-    return {t.name: tuple(int(x) for x in t.shape[:2]) for t in GGUFReader(str(model_path)).tensors if pat.match(t.name)}
+    return {n: s[:2] for n, s in gguf_tensor_shapes(model_path).items() if pat.match(n)}
 
 def random_lora(path: str | Path, shapes: dict[str, tuple[int, int]], architecture: str, rank: int = 8, alpha: float = 16.0,
                 std: float = 0.02, seed: int = 0) -> Path:
@@ -46,7 +46,7 @@ def random_lora(path: str | Path, shapes: dict[str, tuple[int, int]], architectu
     tensors = {n: (rng.normal(0, std, (rank, i)), rng.normal(0, std, (o, rank))) for n, (i, o) in shapes.items()}
     return write_gguf_lora(path, architecture, tensors, alpha)
 
-# %% ../nbs/04a_lora.ipynb #c4ac824d
+# %% ../nbs/04a_lora.ipynb #5c0cc576
 _PEFT_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.default)?\.weight$")
 
 def peft_to_gguf_lora(peft_dir: str | Path, out: str | Path, architecture: str, n_layers: int) -> Path:

@@ -6,7 +6,7 @@
 __all__ = ['Slug', 'Sha256', 'ModelSource', 'BaseModelSpec', 'Domain', 'AdapterFiles', 'Score', 'AdapterCard', 'Promotion',
            'RegistryData', 'RegistryIssue', 'RegistryError', 'parse_registry', 'Registry', 'promote']
 
-# %% ../nbs/01_registry.ipynb #f8f68cf3
+# %% ../nbs/01_registry.ipynb #4a56dbb9
 import datetime as dt, getpass, io, re
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from .core import LocoError, atomic_write_text, sha256_file, find_registry
 
-# %% ../nbs/01_registry.ipynb #5b24830d
+# %% ../nbs/01_registry.ipynb #10a71f7f
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -57,7 +57,7 @@ class BaseModelSpec(_Strict):
         if "{prompt}" not in v: raise ValueError("prompt_format must contain {prompt}, where the request goes")
         return v
 
-# %% ../nbs/01_registry.ipynb #1ef10a9b
+# %% ../nbs/01_registry.ipynb #df2e2771
 class Domain(_Strict):
     "A kind of query that can have specialist adapters."
     name: Slug
@@ -76,7 +76,7 @@ class Domain(_Strict):
             except re.error as e: raise ValueError(f"pattern {p!r} is not a valid regex: {e}")
         return v
 
-# %% ../nbs/01_registry.ipynb #1d657abe
+# %% ../nbs/01_registry.ipynb #6f52382b
 class AdapterFiles(_Strict):
     "An adapter's artefacts: peft folder, GGUF LoRA, merged GGUF, and/or an Ollama model name."
     peft: str | None = None
@@ -146,7 +146,7 @@ class RegistryData(_Strict):
     adapters: list[AdapterCard] = []
     promotions: list[Promotion] = []
 
-# %% ../nbs/01_registry.ipynb #8b224367
+# %% ../nbs/01_registry.ipynb #e78d705e
 class RegistryIssue(BaseModel):
     "One problem in a registry file, located by line and key path."
     file: str
@@ -180,7 +180,7 @@ def _line_of(doc, loc) -> int | None:
         except (AttributeError, KeyError, TypeError): break
     return None if line is None else line + 1
 
-# %% ../nbs/01_registry.ipynb #f38934e6
+# %% ../nbs/01_registry.ipynb #8a320830
 _FIXES = {"extra_forbidden": "remove the key or check its spelling against docs/adapter-guide.md",
           "missing": "add this key",
           "string_pattern_mismatch": "use lower-case letters, digits, '.', '_' and '-' (sha256: 64 hex digits)",
@@ -195,7 +195,7 @@ def _schema_issues(err: ValidationError, doc, file: str) -> list[RegistryIssue]:
                                  fix=_FIXES.get(e["type"], "fix the value")))
     return out
 
-# %% ../nbs/01_registry.ipynb #fcf89bf5
+# %% ../nbs/01_registry.ipynb #64107756
 def _files_of(card: AdapterCard, root: Path) -> list[str]:
     "Every file path (relative to `root`) that the card's `files` point at, expanding folders."
     out = []
@@ -227,17 +227,19 @@ def _rule_issues(data: RegistryData, doc, file: str, root: Path, check_files: bo
     return issues
 
 def _file_issues(card: AdapterCard, i: int, root: Path, add):
+    missing = {rel for rel in card.files.paths().values() if not (root/rel).exists()}
     for kind, rel in card.files.paths().items():
-        if not (root/rel).exists(): add(("adapters", i, "files", kind), f"file '{rel}' does not exist", f"restore it, or fix the path (relative to {root})")
+        if rel in missing: add(("adapters", i, "files", kind), f"file '{rel}' does not exist", f"restore it, or fix the path (relative to {root})")
     for rel in _files_of(card, root):
         if (root/rel).exists() and rel not in card.sha256:
             add(("adapters", i, "sha256"), f"no sha256 recorded for '{rel}'", f"add `{rel}: <sha256>` (run `sha256sum {rel}`)")
     for rel, h in card.sha256.items():
         p = root/rel
+        if rel in missing: continue  # reported once, above
         if not p.is_file(): add(("adapters", i, "sha256", rel), f"hashed file '{rel}' does not exist", "restore it or remove its hash")
         elif sha256_file(p) != h: add(("adapters", i, "sha256", rel), f"sha256 of '{rel}' does not match (file changed or corrupt)", "restore the original file, or re-register the adapter if it was retrained")
 
-# %% ../nbs/01_registry.ipynb #dcd0e233
+# %% ../nbs/01_registry.ipynb #3dbba726
 def _yaml() -> YAML:
     y = YAML()
     y.preserve_quotes, y.width = True, 4096
@@ -259,7 +261,7 @@ def parse_registry(text: str, file: str = "registry.yaml", root: Path | None = N
     if issues := _rule_issues(data, doc, file, root or Path.cwd(), check_files): raise RegistryError(issues)
     return data, doc
 
-# %% ../nbs/01_registry.ipynb #a3e7ce8e
+# %% ../nbs/01_registry.ipynb #9abaec9b
 def _merge_into(node, data):
     "Update a ruamel round-trip `node` in place to equal plain `data`, keeping comments where keys survive."
     if isinstance(node, CommentedMap) and isinstance(data, dict):
@@ -274,7 +276,7 @@ def _merge_into(node, data):
         return node
     return data
 
-# %% ../nbs/01_registry.ipynb #be1bb29d
+# %% ../nbs/01_registry.ipynb #ddb0fe20
 class Registry:
     "A validated `registry.yaml` and the folder its relative paths start from."
     def __init__(self, data: RegistryData, doc: CommentedMap, path: Path):
@@ -310,7 +312,7 @@ class Registry:
                 atomic_write_text(path, text)
         except Timeout: raise LocoError(f"{path} is locked by another loco command", f"wait for it to finish, or delete {path}.lock if no loco command is running")
 
-# %% ../nbs/01_registry.ipynb #2567e78f
+# %% ../nbs/01_registry.ipynb #767b2de1
 @patch
 def adapter(self: Registry, name: str) -> AdapterCard:
     "The adapter card called `name`."
@@ -336,7 +338,7 @@ def active_adapter(self: Registry, domain: str) -> AdapterCard | None:
     "The active adapter of `domain`, or `None` (the base model answers)."
     return next((a for a in self.data.adapters if a.domain == domain and a.active), None)
 
-# %% ../nbs/01_registry.ipynb #07a1bc63
+# %% ../nbs/01_registry.ipynb #43dd4e85
 def promote(name: str, path: str | Path | None = None, reason: str = "", force: bool = False, by: str | None = None) -> Promotion:
     "Make adapter `name` the active adapter of its domain; returns the recorded `Promotion`."
     with Registry.edit(path) as reg:

@@ -1,0 +1,58 @@
+# LocoLLM: the two commands of the README.
+#   make demo   set up (core install) and answer a routed question on the embedded llama.cpp default
+#   make test   set up (everything) and run every check CI runs
+# Both create ./.venv and are idempotent: a second run reinstalls only when pyproject.toml changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
+
+.PHONY: demo test setup setup-dev check-sync check-clean nbtest pytest validate readme
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Core: registry + llama.cpp inference + routing (llama-cpp-python compiles once, ~10 min; pip caches the wheel).
+$(VENV)/.stamp-core-$(HASH): | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Everything the tests need. torch==2.13.0 first: it is the local CPU build; any other spec pulls GBs of CUDA.
+$(VENV)/.stamp-dev-$(HASH): | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed]'
+	touch $@
+
+setup: $(VENV)/.stamp-core-$(HASH)
+setup-dev: $(VENV)/.stamp-dev-$(HASH)
+
+demo: setup
+	$(BIN)/loco doctor
+	$(BIN)/loco adapters list
+	$(BIN)/loco ask "$(QUESTION)" --max-tokens 96
+
+# Notebooks are the source: exporting them must not change locollm/, cleaning must not change nbs/.
+check-sync: setup-dev
+	$(BIN)/nbdev_export
+	@test -z "$$(git status --porcelain -- locollm)" || { git status --porcelain -- locollm; echo "locollm/ is out of sync with nbs/: run nbdev_export and commit"; exit 1; }
+
+check-clean: setup-dev
+	$(BIN)/nbdev_clean --fname nbs
+	@test -z "$$(git status --porcelain -- nbs)" || { git status --porcelain -- nbs; echo "notebooks are not clean: run nbdev_clean and commit"; exit 1; }
+
+nbtest: setup-dev
+	$(BIN)/nbdev_test --n_workers 1 --timing
+
+pytest: setup-dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q tests
+
+validate: setup
+	$(BIN)/loco registry validate registry.yaml
+
+readme: setup-dev
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown --stdout nbs/index.ipynb > README.md
+
+test: check-sync check-clean validate nbtest pytest

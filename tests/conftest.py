@@ -1,0 +1,37 @@
+"Shared fixtures: a throw-away LocoLLM project with real adapter files, and a `loco` runner."
+import os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LOCO = str(Path(sys.executable).with_name("loco"))
+
+def run_loco(*args, registry=None, env=None, timeout=600):
+    "Run the real `loco` console script; returns CompletedProcess with text stdout/stderr."
+    e = {**os.environ, **(env or {})}
+    if registry: e["LOCOLLM_REGISTRY"] = str(registry)
+    return subprocess.run([LOCO, *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout)
+
+@pytest.fixture(scope="session")
+def base_info():
+    from locollm.registry import Registry
+    from locollm.models import base_model_path, read_gguf
+    return read_gguf(base_model_path(Registry.load(REPO/"registry.yaml")))
+
+@pytest.fixture
+def project(tmp_path, base_info):
+    """A copy of the committed registry with three adapters that have real (seeded random) GGUF LoRAs:
+    math-a and math-b (accepted) in math, code-a (candidate) in code."""
+    from locollm.core import sha256_file
+    from locollm.lora import random_lora, target_shapes
+    from locollm.registry import AdapterCard, Registry
+    shapes = target_shapes(base_info.path)
+    text = (REPO/"registry.yaml").read_text().replace("  adr: docs/adr/0001-base-model.md\n", "")
+    (tmp_path/"registry.yaml").write_text(text)
+    with Registry.edit(tmp_path/"registry.yaml") as reg:
+        for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
+            rel = f"adapters/{name}/{name}.gguf"
+            random_lora(tmp_path/rel, shapes, base_info.architecture, seed=i + 1, std=0.05)
+            reg.data.adapters = [*reg.data.adapters, AdapterCard(name=name, domain=domain, base_model=reg.data.base_model.name, licence="MIT",
+                                                                 status=status, files={"gguf_lora": rel}, sha256={rel: sha256_file(tmp_path/rel)})]
+    return tmp_path/"registry.yaml"
