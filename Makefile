@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
 
-.PHONY: demo test setup setup-dev check-sync check-clean nbtest pytest validate readme
+.PHONY: demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,28 @@ pytest: setup-dev
 validate: setup
 	$(BIN)/loco registry validate registry.yaml
 
+# README.md is rendered from nbs/index.ipynb.
 readme: setup-dev
 	$(BIN)/jupyter nbconvert --log-level WARN --to markdown --stdout nbs/index.ipynb > README.md
 
-test: check-sync check-clean validate nbtest pytest
+check-readme: readme
+	@test -z "$$(git status --porcelain -- README.md)" || { echo "README.md is out of date with nbs/index.ipynb: run make readme and commit"; exit 1; }
+
+# docs/leaderboard.md is generated from registry.yaml (PL-01).
+leaderboard: setup
+	$(BIN)/loco leaderboard --markdown > docs/leaderboard.md
+
+check-leaderboard: leaderboard
+	@test -z "$$(git status --porcelain -- docs/leaderboard.md)" || { echo "docs/leaderboard.md is out of date with registry.yaml: run make leaderboard and commit"; exit 1; }
+
+# Benchmark and widget notebooks with papermill, smoke parameters; executed copies land in artifacts/ (gitignored).
+ART := artifacts
+notebooks: setup-dev
+	mkdir -p $(ART)
+	$(BIN)/papermill --log-level WARNING nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
+	test -n "$$(ls $(ART)/leaderboard/*.png 2>/dev/null)" || test -z "$$($(BIN)/loco leaderboard --json | grep '"value": [0-9]')"
+	$(BIN)/papermill --log-level WARNING benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
+	  -y "{n_swaps: 10, n_reloads: 2, adapter_counts: [1, 2], n_requests: 2, max_tokens: 8, results_dir: ../$(ART)/serving, results_md: ../$(ART)/serving/RESULTS.md}"
+	test -s $(ART)/serving/serving.json
+
+test: check-sync check-clean check-readme check-leaderboard validate nbtest pytest notebooks
