@@ -71,7 +71,7 @@ ART := artifacts
 notebooks: setup-dev
 	mkdir -p $(ART)
 	$(BIN)/papermill --log-level WARNING nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
-	test -n "$$(ls $(ART)/leaderboard/*.png 2>/dev/null)" || test -z "$$($(BIN)/loco leaderboard --json | grep '"value": [0-9]')"
+	test -s $(ART)/leaderboard/leaderboard-math.png
 	$(BIN)/papermill --log-level WARNING benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
 	  -y "{n_swaps: 10, n_reloads: 2, adapter_counts: [1, 2], n_requests: 2, max_tokens: 8, results_dir: ../$(ART)/serving, results_md: ../$(ART)/serving/RESULTS.md}"
 	test -s $(ART)/serving/serving.json

@@ -6,7 +6,7 @@
 __all__ = ['app', 'console', 'state', 'registry_app', 'adapters_app', 'load_registry', 'print_json', 'main', 'validate',
            'list_adapters', 'promote', 'doctor', 'ask', 'chat', 'route']
 
-# %% ../nbs/90_cli.ipynb #edb6d9c8
+# %% ../nbs/90_cli.ipynb #9a9c5633
 import json, sys
 from pathlib import Path
 from typing import Optional
@@ -18,7 +18,7 @@ from .core import LocoError, code_version
 from .registry import Registry, RegistryError, parse_registry, promote as promote_adapter
 from .doctor import doctor as doctor_report, GiB
 
-# %% ../nbs/90_cli.ipynb #2b0cdc1f
+# %% ../nbs/90_cli.ipynb #85a71f76
 app = typer.Typer(name="loco", help="LocoLLM: train, prove and serve a routed swarm of LoRA adapters on a laptop.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console()
@@ -53,7 +53,7 @@ def main():
         print(f"loco: error: {e}", file=sys.stderr)
         sys.exit(1)
 
-# %% ../nbs/90_cli.ipynb #77526cec
+# %% ../nbs/90_cli.ipynb #3181f1ab
 registry_app = typer.Typer(help="Check and inspect registry.yaml.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
@@ -72,7 +72,7 @@ def validate(path: Optional[Path] = typer.Argument(None, help="registry.yaml to 
     else: console.print(f"[green]✓[/] {where}: valid ({len(reg.data.domains)} domains, {len(reg.data.adapters)} adapters)")
     if issues: raise typer.Exit(1)
 
-# %% ../nbs/90_cli.ipynb #78e364a6
+# %% ../nbs/90_cli.ipynb #e5150979
 adapters_app = typer.Typer(help="List and manage adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 
@@ -91,7 +91,7 @@ def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", h
     for c in cards: t.add_row(c.name, c.domain, c.version, c.status, "●" if c.active else "", _score_text(c), c.licence)
     console.print(t if cards else f"No adapters registered{' in ' + domain if domain else ''} yet: every query is answered by the base model ({reg.data.base_model.name}).")
 
-# %% ../nbs/90_cli.ipynb #e4b9fd97
+# %% ../nbs/90_cli.ipynb #ceab6eac
 @app.command()
 def promote(adapter: str = typer.Argument(..., help="Adapter to make active."),
             force: bool = typer.Option(False, "--force", help="Promote without an accepted evaluation."),
@@ -102,7 +102,7 @@ def promote(adapter: str = typer.Argument(..., help="Adapter to make active."),
     if as_json: return print_json(rec.model_dump(mode="json"))
     console.print(f"[green]✓[/] {rec.adapter} is now the active {rec.domain} adapter" + (f" (was {rec.previous})" if rec.previous else "") + (" [yellow](forced)[/]" if rec.forced else ""))
 
-# %% ../nbs/90_cli.ipynb #55a78713
+# %% ../nbs/90_cli.ipynb #6477eb54
 def _mb(n): return f"{n / 2**20:,.0f} MB"
 
 @app.command()
@@ -129,10 +129,11 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
         if not rep["problems"]: console.print("[green]✓[/] ready")
     if rep["problems"]: raise typer.Exit(1)
 
-# %% ../nbs/90_cli.ipynb #d910da0e
+# %% ../nbs/90_cli.ipynb #62a9c60e
 def _footer(a) -> str:
     d, g = a.decision, a.generation
-    return (f"[dim]— {a.answered_by} · domain {d.domain} · confidence {d.confidence:.2f} ({d.router}) · "
+    mode = "" if a.mode == "single" else f"{a.mode}, {a.vote['method']} vote, support {a.vote['support']:.2f} · "
+    return (f"[dim]— {a.answered_by} · {mode}domain {d.domain} · confidence {d.confidence:.2f} ({d.router}) · "
             f"{a.total_ms/1000:.2f} s · {g.completion_tokens} tokens, {g.tokens_per_s:.0f} tok/s · peak RAM {_mb(a.peak_rss_bytes)}[/]")
 
 def _swarm(backend: str, router: str | None):
@@ -148,13 +149,22 @@ def ask(question: str = typer.Argument(..., help="Your question."),
         router: Optional[str] = typer.Option(None, "--router", help="Router to use (default: the registry's)."),
         max_tokens: int = typer.Option(256, "--max-tokens", help="Longest answer, in tokens."),
         stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
+        ensemble: bool = typer.Option(False, "--ensemble", help="Every adapter of the routed domain answers; vote."),
+        sc: int = typer.Option(0, "--sc", help="Self-consistency: K samples from one adapter; vote."),
+        temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature for --sc."),
+        use_re2: bool = typer.Option(False, "--re2", help="RE2: repeat the question in the prompt."),
         as_json: bool = typer.Option(False, "--json", help="Print answer, adapter, confidence and timings as JSON.")):
     "Route QUESTION to the best adapter (or the base model) and answer it."
+    from locollm.modes import ensemble as ask_ensemble, self_consistency
+    if ensemble and (sc or adapter): raise LocoError("--ensemble cannot be combined with --sc or --adapter", "pick one mode")
     swarm = _swarm(backend, router)
-    on_token = (lambda t: (sys.stdout.write(t), sys.stdout.flush())) if stream and not as_json else None
-    a = swarm.ask(question, adapter=adapter, max_tokens=max_tokens, on_token=on_token)
+    if ensemble: a = ask_ensemble(swarm, question, use_re2=use_re2, max_tokens=max_tokens)
+    elif sc: a = self_consistency(swarm, question, k=sc, temperature=temperature, adapter=adapter, use_re2=use_re2, max_tokens=max_tokens)
+    else:
+        on_token = (lambda t: (sys.stdout.write(t), sys.stdout.flush())) if stream and not as_json else None
+        a = swarm.ask(question, adapter=adapter, max_tokens=max_tokens, on_token=on_token, use_re2=use_re2)
     if as_json: return print_json(a.to_dict())
-    print() if stream else print(a.text)
+    print() if stream and a.mode == "single" else print(a.text)
     console.print(_footer(a), soft_wrap=True)
 
 @app.command()
@@ -183,5 +193,5 @@ def route(query: str = typer.Argument(..., help="The query to route."),
     if as_json: return print_json(d.__dict__)
     console.print(f"{d.domain} → {d.adapter or 'base model'} (confidence {d.confidence:.2f}, {d.router}, {d.ms:.2f} ms)")
 
-# %% ../nbs/90_cli.ipynb #2fa3a1c9
+# %% ../nbs/90_cli.ipynb #b03a5aaf
 from . import cli_reports  # noqa: E402,F401  (registers leaderboard, retire, archive, trend)

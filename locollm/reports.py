@@ -6,13 +6,13 @@
 __all__ = ['machine_info', 'machine_line', 'write_results_section', 'LeaderboardRow', 'domain_score', 'leaderboard', 'composite',
            'leaderboard_markdown', 'leaderboard_plot']
 
-# %% ../nbs/10_reports.ipynb #c54ec17b
+# %% ../nbs/10_reports.ipynb #fb76261a
 import datetime as dt, os, platform, re
 from pathlib import Path
 import psutil
 from .core import LocoError, atomic_write_text, code_version
 
-# %% ../nbs/10_reports.ipynb #3b92d23b
+# %% ../nbs/10_reports.ipynb #1af924ed
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -30,7 +30,7 @@ def machine_line(info: dict) -> str:
     "One human line naming the machine and date."
     return f"{info['date']}, {info['cpu']} ({info['cpu_count']} cores), {info['ram_gib']} GiB RAM, {info['os']}, Python {info['python']}, locollm {info['code_version']}"
 
-# %% ../nbs/10_reports.ipynb #394acca8
+# %% ../nbs/10_reports.ipynb #ef1a7373
 def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     "Replace (or append) the section `name` of the results file at `path` with `markdown`, atomically."
     path = Path(path)
@@ -41,7 +41,7 @@ def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
     return atomic_write_text(path, text)
 
-# %% ../nbs/10_reports.ipynb #7f9d5cc3
+# %% ../nbs/10_reports.ipynb #718e3785
 from dataclasses import dataclass, asdict
 from .registry import Registry, AdapterCard, Score
 
@@ -95,7 +95,7 @@ def leaderboard(reg: Registry, domain: str | None = None) -> dict[str, list[Lead
         out[d.name] = rows
     return out
 
-# %% ../nbs/10_reports.ipynb #92331dc9
+# %% ../nbs/10_reports.ipynb #0663f550
 def composite(reg: Registry) -> dict:
     "Weighted mean over domains of the swarm's and the base model's scores; domains without data listed as missing."
     per, missing = {}, []
@@ -108,7 +108,7 @@ def composite(reg: Registry) -> dict:
     mean = lambda k: sum(v["weight"] * v[k] for v in per.values()) / w if w else None
     return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing}
 
-# %% ../nbs/10_reports.ipynb #d97b5073
+# %% ../nbs/10_reports.ipynb #b6c3881a
 def _f(v, fmt="{:.3f}"): return "—" if v is None else fmt.format(v)
 
 def leaderboard_markdown(reg: Registry) -> str:
@@ -139,6 +139,7 @@ def leaderboard_plot(reg: Registry, domain: str, path: str | Path | None = None)
     ax.bar([r.adapter for r in rows], [r.value for r in rows], yerr=err, capsize=4,
            color=["lightgray" if r.is_base else ("tab:green" if r.active else "tab:blue") for r in rows])
     dom = reg.domain(domain)
+    if not rows: ax.text(0.5, 0.5, "no scores yet", ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_ylabel(dom.metric or "score"); ax.set_title(f"{domain} — {dom.benchmark}"); ax.set_ylim(0, 1)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110)

@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['SORTS', 'sorted_rows', 'rows_html', 'leaderboard_widget']
 
-# %% ../nbs/10a_widgets.ipynb #1db3b1dd
+# %% ../nbs/10a_widgets.ipynb #b519e385
 from pathlib import Path
 from .registry import Registry
 from .reports import leaderboard, leaderboard_markdown, leaderboard_plot, LeaderboardRow
 
-# %% ../nbs/10a_widgets.ipynb #19273f7d
+# %% ../nbs/10a_widgets.ipynb #93db26fc
 SORTS = {"rank": lambda r: (r.value is None, -(r.value or 0)), "name": lambda r: r.adapter,
          "Δ vs base": lambda r: (r.delta is None, -(r.delta or 0)), "n": lambda r: -(r.n or 0)}
 
@@ -28,7 +28,7 @@ def rows_html(rows: list[LeaderboardRow], metric: str = "score") -> str:
                    f"<td>{'●' if r.active else ''}</td></tr>" for r in rows)
     return f"<table>{head}{body}</table>"
 
-# %% ../nbs/10a_widgets.ipynb #98066382
+# %% ../nbs/10a_widgets.ipynb #34858279
 def _details(reg: Registry, name: str) -> str:
     c = reg.adapter(name)
     link = lambda p: f"<a href='{p}'>{p}</a>" if p else "—"
@@ -43,10 +43,9 @@ def leaderboard_widget(reg: Registry, static: bool = False, png_dir: str | Path 
         display(Markdown(leaderboard_markdown(reg)))
         Path(png_dir).mkdir(parents=True, exist_ok=True)
         paths = []
-        for d, rows in leaderboard(reg).items():
-            if any(r.value is not None for r in rows):
-                fig = leaderboard_plot(reg, d, Path(png_dir)/f"leaderboard-{d}.png"); display(fig); plt.close(fig)
-                paths.append(Path(png_dir)/f"leaderboard-{d}.png")
+        for d in leaderboard(reg):
+            fig = leaderboard_plot(reg, d, Path(png_dir)/f"leaderboard-{d}.png"); display(fig); plt.close(fig)
+            paths.append(Path(png_dir)/f"leaderboard-{d}.png")
         return paths
     import ipywidgets as W
     domain = W.Dropdown(options=[d.name for d in reg.data.domains], description="domain")

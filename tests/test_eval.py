@@ -169,7 +169,7 @@ def project(tmp_path_factory):
     return d
 
 def loco(project, *args, timeout=1500):
-    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache.sqlite")}
+    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache.sqlite"), "LOCOLLM_DATA": str(data_dir(REPO))}
     return subprocess.run([*LOCO, "--registry", str(project/"registry.yaml"), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=project)
 
 ARGS = ["eval", "rand-math", "--limit", "3", "--max-tokens", "64", "--threads", "1", "--json"]
@@ -201,7 +201,8 @@ def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
     assert first / second >= 50, (first, second)
 
 @pytest.mark.slow
-def test_eval_writes_registry_and_promote_refuses_rejected(project):
+def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):
+    monkeypatch.setenv("LOCOLLM_DATA", str(data_dir(REPO)))
     from locollm.evaluate import evaluate_adapter
     from locollm.registry import Registry, promote
     from locollm.core import LocoError
