@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
 
-.PHONY: demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks
+.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,17 @@ $(VENV)/.stamp-core-$(HASH): | $(BIN)/python
 # Everything the tests need. torch==2.13.0 first: it is the local CPU build; any other spec pulls GBs of CUDA.
 $(VENV)/.stamp-dev-$(HASH): | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed]'
+	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs]'
+	touch $@
+
+# The docs-site test drives Debian's headless Chromium (no browser download at test time).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(VENV)/.stamp-chromium: | $(BIN)/python
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 	touch $@
 
 setup: $(VENV)/.stamp-core-$(HASH)
-setup-dev: $(VENV)/.stamp-dev-$(HASH)
+setup-dev: $(VENV)/.stamp-dev-$(HASH) $(VENV)/.stamp-chromium
 
 demo: setup
 	$(BIN)/loco doctor
@@ -51,6 +57,10 @@ pytest: setup-dev
 
 validate: setup
 	$(BIN)/loco registry validate registry.yaml
+
+# The docs site (Sphinx + myst-nb, offline; ADR-0002) into _site/. tests/test_docs_site.py builds and checks it in Chromium.
+docs: setup-dev
+	$(BIN)/python tools/build_docs.py --out _site
 
 # README.md is rendered from nbs/index.ipynb.
 readme: setup-dev

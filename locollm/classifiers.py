@@ -7,7 +7,7 @@ __all__ = ['MARKER_NAMES', 'TRAINERS', 'view', 'markers', 'marker_words', 'save_
            'router_file', 'register_router_file', 'ClassifierRouter', 'TfidfRouter', 'train_tfidf', 'encoder',
            'embed_features', 'EmbeddingRouter', 'train_embedding']
 
-# %% ../nbs/05b_classifiers.ipynb #27dafa52
+# %% ../nbs/05b_classifiers.ipynb #1ebb7afe
 import json, math, os, re, time
 from pathlib import Path
 import numpy as np
@@ -15,13 +15,13 @@ from .core import LocoError, atomic_path
 from .registry import Registry
 from .routers import Router, GENERAL, MAX_ROUTE_CHARS
 
-# %% ../nbs/05b_classifiers.ipynb #0cb45398
-def view(q: str, head: int = 1500, tail: int = 500) -> str:
+# %% ../nbs/05b_classifiers.ipynb #2788f7ef
+def view(q: str, head: int = 1000, tail: int = 400) -> str:
     "The part of `q` a classifier reads: all of it if short, else its head and its tail."
     q = q[:MAX_ROUTE_CHARS]
     return q if len(q) <= head + tail else q[:head] + "\n…\n" + q[-tail:]
 
-# %% ../nbs/05b_classifiers.ipynb #1760477d
+# %% ../nbs/05b_classifiers.ipynb #efd7274b
 _MARKERS = {
     "codefence": r"```", "codedef": r"(?m)^\s*(def|class|fn|func|public|private|static|function|async def)\s+\w+",
     "codekw": r"(?m)^\s*(import|from\s+\w+\s+import|return|for .* in |while |if .*:$|else:|elif |try:|except|#include|using |package )",
@@ -41,11 +41,11 @@ _MARKER_RES = {k: re.compile(v) for k, v in _MARKERS.items()}
 MARKER_NAMES = list(_MARKERS) + ["len", "lines", "long", "digits", "head_sum", "tail_sum"]
 
 def markers(q: str) -> np.ndarray:
-    "log1p counts of code/maths/shape markers in `q` (order: `MARKER_NAMES`)."
-    q = q[:MAX_ROUTE_CHARS]
+    "log1p counts of code/maths/shape markers in `q`'s head and tail (order: `MARKER_NAMES`)."
+    n, q = len(q), view(q)
     counts = [len(r.findall(q)) for r in _MARKER_RES.values()]
     head, tail = q[:300], q[-300:]
-    shape = [len(q) / 200, q.count("\n"), float(len(q) > 1200) * 3, sum(c.isdigit() for c in q) / max(len(q), 1) * 20,
+    shape = [min(n, MAX_ROUTE_CHARS) / 200, q.count("\n"), float(n > 1200) * 3, sum(c.isdigit() for c in q) / max(len(q), 1) * 20,
              len(_MARKER_RES["sumword"].findall(head)) * 2, len(_MARKER_RES["sumword"].findall(tail)) * 2]
     return np.log1p(np.array(counts + shape, dtype=np.float32))
 
@@ -53,7 +53,7 @@ def marker_words(q: str) -> str:
     "The markers as words for a bag-of-words model: `zzlatex zzlatex zzcodedef …` (a marker repeats with its strength)."
     return " ".join(f"zz{n}" for n, v in zip(MARKER_NAMES, markers(q)) for _ in range(int(round(v * 2))))
 
-# %% ../nbs/05b_classifiers.ipynb #42515668
+# %% ../nbs/05b_classifiers.ipynb #d4b8a47d
 def save_npz(path: str | Path, meta: dict, **arrays) -> Path:
     "Write `arrays` and the JSON `meta` to `path` atomically (no pickled objects)."
     arrays = {k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()}  # strings, never objects
@@ -70,7 +70,7 @@ def load_npz(path: str | Path) -> tuple[dict, dict]:
         return json.loads(str(arrays.pop("_meta"))), arrays
     except (ValueError, OSError, KeyError) as e: raise LocoError(f"{path} is not a LocoLLM router file ({e})", "retrain it with `loco router train`")
 
-# %% ../nbs/05b_classifiers.ipynb #66318b56
+# %% ../nbs/05b_classifiers.ipynb #05cd9265
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -118,7 +118,7 @@ class ClassifierRouter(Router):
 
     def scores(self, query: str) -> dict[str, float]: return self.to_labels(self.probs([query])[0])
 
-# %% ../nbs/05b_classifiers.ipynb #d12835af
+# %% ../nbs/05b_classifiers.ipynb #4439ce11
 def _sklearn():
     try:
         import sklearn
@@ -150,7 +150,7 @@ class TfidfRouter(ClassifierRouter):
         W = _tfidf(self._wv.transform([f"{t} {marker_words(q)}" for t, q in zip(v, queries)]), self._widf)
         return hstack([W, _tfidf(self._cv.transform(v), self._cidf)]).tocsr()
 
-# %% ../nbs/05b_classifiers.ipynb #ba5aedce
+# %% ../nbs/05b_classifiers.ipynb #59332e5b
 def _fit_lr(X, y, C, weights=None):
     from sklearn.linear_model import LogisticRegression
     return LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(X, y, sample_weight=weights)
@@ -176,7 +176,7 @@ def train_tfidf(train: list[dict], val: list[dict], path: str | Path, C: float =
     save_npz(path, meta, coef=lr.coef_.astype(np.float32), intercept=lr.intercept_.astype(np.float32), **arrays)
     return meta
 
-# %% ../nbs/05b_classifiers.ipynb #f4dd1646
+# %% ../nbs/05b_classifiers.ipynb #a8940c61
 _ENCODER = None
 
 def encoder(max_seq_length: int = 128):

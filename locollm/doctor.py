@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['GiB', 'ollama_host', 'ollama_server_version', 'backends_report', 'measure_peak_rss', 'doctor']
 
-# %% ../nbs/03_doctor.ipynb #bd69814a
+# %% ../nbs/03_doctor.ipynb #95d6f36e
 import importlib.metadata as md, json, os, platform, resource, shutil, subprocess, sys, urllib.request
 from pathlib import Path
 import psutil
-from .core import LocoError
+from .core import LocoError, sha256_file
 from .registry import Registry
 from .models import base_model_path, read_gguf, estimate_peak_ram
 
-# %% ../nbs/03_doctor.ipynb #772d9106
+# %% ../nbs/03_doctor.ipynb #6d239f54
 def _version(dist: str) -> str | None:
     try: return md.version(dist)
     except md.PackageNotFoundError: return None
@@ -39,7 +39,7 @@ def backends_report() -> dict:
             "transformers": {"package": _version("transformers"), "peft": _version("peft"), "torch": _version("torch"), "cuda": cuda},
             "unsloth": {"package": _version("unsloth")}}
 
-# %% ../nbs/03_doctor.ipynb #d080e45a
+# %% ../nbs/03_doctor.ipynb #03df8438
 _MEASURE = """
 import sys, time
 from locollm.registry import Registry
@@ -56,7 +56,7 @@ def measure_peak_rss(registry_path: str | Path) -> dict:
     if r.returncode: raise LocoError(f"measuring failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'exit ' + str(r.returncode)}", "run `loco ask --debug \"hi\"` to see why the model does not load")
     return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, "load_and_answer_s": float(r.stdout.split()[-1])}
 
-# %% ../nbs/03_doctor.ipynb #feaecdfb
+# %% ../nbs/03_doctor.ipynb #cf267010
 GiB = 2**30
 
 def doctor(registry_path: str | Path | None = None, measure: bool = False, n_ctx: int = 2048) -> dict:
@@ -77,8 +77,11 @@ def doctor(registry_path: str | Path | None = None, measure: bool = False, n_ctx
         info = read_gguf(base_model_path(reg))
         adapter_bytes = sum((reg.root/a.files.gguf_lora).stat().st_size for a in reg.adapters() if a.files.gguf_lora and (reg.root/a.files.gguf_lora).is_file())
         est = estimate_peak_ram(info, n_ctx, adapter_bytes)
+        want = reg.data.base_model.sha256
         bm |= {"present": True, "path": str(info.path), "size_bytes": info.size_bytes, "architecture": info.architecture,
+               "sha256_ok": None if want is None else sha256_file(info.path) == want,
                "estimated_peak_ram_bytes": est["total"], "estimate_parts": est, "n_ctx": n_ctx}
+        if bm["sha256_ok"] is False: problems.append(f"the base model file {info.path} does not match the registry's sha256 — delete it and let it be re-assembled or re-downloaded")
         if est["total"] > vm.total: problems.append(f"the base model needs about {est['total']/GiB:.1f} GiB but this machine has {vm.total/GiB:.1f} GiB — use a smaller base model (docs/adr/0001-base-model.md)")
         if measure: bm["measured"] = measure_peak_rss(reg.path)
     except LocoError as e: problems.append(str(e))

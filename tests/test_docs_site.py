@@ -1,7 +1,7 @@
 """Issue 11, item 3: the docs site builds offline (tools/build_docs.py, Sphinx + myst-nb, ADR-0002) and its pages
 render in headless Chromium without console errors, failed requests, broken links or broken images.
 Screenshots go to artifacts/docs/ (gitignored). Needs the Debian `chromium` package (`apt-get install -y chromium`)."""
-import ast, base64, fcntl, functools, http.server, importlib.util, json, os, queue, re, shutil, subprocess, sys, threading, time
+import ast, base64, fcntl, functools, http.server, importlib.util, json, os, queue, re, shutil, struct, subprocess, sys, threading, time, zlib
 from pathlib import Path
 import pytest
 
@@ -22,7 +22,7 @@ STARTED = {}
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("docs")
     STARTED["t"] = time.time() - 1
-    r = subprocess.run([sys.executable, str(REPO/"tools"/"build_docs.py"), "--out", str(tmp/"site"), "--src", str(tmp/"src")],
+    r = subprocess.run([sys.executable, str(REPO/"tools"/"build_docs.py"), "--out", str(tmp/"site"), "--work", str(tmp/"work")],
                        capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "built" in r.stdout
@@ -43,14 +43,14 @@ def _api_notebooks():
 def _html_text(page):
     "Visible text of a built page (tags and the search index out)."
     s = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", page.read_text())
-    return re.sub(r"<[^>]+>", " ", s).replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"<[^>]+>", "", s).replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 def test_every_source_has_a_page(site):
     "Home, API (one page per notebook), guides, ADRs, leaderboard, benchmarks and the course section are all there."
     assert (site/"index.html").is_file()
     for nb in _api_notebooks(): assert (site/"nbs"/f"{nb.stem}.html").is_file(), nb
     for md in (REPO/"docs").rglob("*.md"):
-        if md.name == "template.md": continue
+        if md.parent.name == "adr" and not re.match(r"\d{4}-", md.name): continue   # the ADR template is no page
         assert (site/md.relative_to(REPO).with_suffix(".html")).is_file(), md
     assert (site/"docs"/"leaderboard.html").is_file() and (site/"benchmarks"/"RESULTS.html").is_file()
     assert (site/"course"/"index.html").is_file()
@@ -100,19 +100,91 @@ def test_the_link_checker_finds_breakage(tmp_path):
     assert any("missing.png" in p for p in problems) and any("#nope" in p for p in problems) and any("gone.html" in p for p in problems)
     assert any("another host" in p for p in problems)
 
+def _png(w=40, h=20, rgb=(46, 125, 91)):
+    "A small solid PNG, made without image libraries."
+    raw = b"".join(b"\0" + bytes(rgb) * w for _ in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+def _nb(*cells):
+    out = []
+    for c in cells:
+        if isinstance(c, str): c = ("markdown", c)
+        kind, src, *outs = c
+        cell = {"cell_type": kind, "metadata": {}, "source": src}
+        if kind == "code": cell |= {"execution_count": None, "outputs": outs}
+        out.append(cell)
+    return json.dumps({"cells": out, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+CORE_EXPORT = """#| export
+def greet(name:str, # who to greet
+          loud:bool=False, # shout it
+         )->str: # the greeting
+    "Say hello to `name`."
+    return f"hello {name}"
+
+class Box:
+    "A box with a `size`."
+    def __init__(self, size:int=1): self.size = size
+    def open(self): "Open the box."
+"""
+
+def _mini_repo(repo):
+    "A tiny project exercising every rule of the docs build: directives, docments, @patch, links, images, the course."
+    for d in ("nbs", "docs/adr", "docs/img", "course", "benchmarks"): (repo/d).mkdir(parents=True)
+    shutil.copy(REPO/"settings.ini", repo)
+    (repo/"registry.yaml").write_text("version: 2\n")
+    (repo/"docs"/"img"/"diagram.png").write_bytes(_png())
+    (repo/"nbs"/"index.ipynb").write_text(_nb("# Mini\n\n> A mini project.\n\nSee [the guide](docs/guide.md) and [the course](course/00_intro.ipynb)."))
+    (repo/"nbs"/"00_core.ipynb").write_text(_nb(
+        "# Core\n> The core module.", ("code", "#| default_exp core"), ("code", "#| export\nimport os"),
+        ("code", "#| hide\nfrom fastcore.test import *\nSECRET_HIDDEN_LINE = 1"), ("code", CORE_EXPORT),
+        ("code", "#| export\n@patch\ndef close(self:Box, force:bool=False):\n    \"Close the box.\"\n"),
+        ("code", "#| exports\ndef shown_source(x):\n    \"Source shown too.\"\n    return x"),
+        ("code", "#| exporti\ndef internal_helper(): pass"),
+        ("code", "#| echo: false\nprint('only the output')", {"output_type": "stream", "name": "stdout", "text": "only the output\n"}),
+        ("code", "greet('a')", {"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": {"text/plain": "'hello a'"}}),
+        ("code", "#| hide\nimport nbdev; nbdev.nbdev_export()")))
+    png = base64.b64encode(_png(120, 60, (200, 80, 40))).decode()
+    (repo/"course"/"00_intro.ipynb").write_text(_nb(
+        "# Intro to the course\n\nA plot:", ("code", "plot()", {"output_type": "display_data", "metadata": {},
+        "data": {"image/png": png, "text/plain": "<Figure>", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}})))
+    (repo/"docs"/"guide.md").write_text("# Guide\n\n![diagram](img/diagram.png)\n\nThe [registry](../registry.yaml), "
+                                       "the [core](../nbs/00_core.ipynb), plan for <YEAR>.\n")
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mini")
+    _mini_repo(tmp/"repo")
+    return bd.build(tmp/"site", tmp/"work", repo=tmp/"repo")
+
+def test_mini_project_shows_what_nbdev_means(mini):
+    core = (mini/"nbs"/"00_core.html").read_text()
+    text = _html_text(mini/"nbs"/"00_core.html")
+    for anchor in ("greet", "Box", "Box.open", "Box.close", "shown_source"): assert f'id="locollm.core.{anchor}"' in core, anchor
+    assert "who to greet" in text and "shout it" in text and "the greeting" in text      # nbdev docments
+    assert "Say hello to" in text and "Close the box." in text
+    assert "SECRET_HIDDEN_LINE" not in text and "fastcore.test" not in text and "nbdev_export" not in text   # #| hide
+    assert "def greet(" not in text and "def shown_source(" in text                     # export hides, exports shows
+    assert "internal_helper" not in text and "import os" not in text                     # exporti / export of imports
+    assert "only the output" in text and "print(" not in text                            # echo: false
+    assert "'hello a'" in text                                                           # stored outputs, not executed
+    assert "#|" not in text
+    assert "00_intro.html" in (mini/"course"/"index.html").read_text()                  # the course section lists it
+    intro = (mini/"course"/"00_intro.html").read_text()
+    assert re.search(r'<img [^>]*src="[^"]+\.png"', intro) and "widget-view" not in intro
+    guide = (mini/"docs"/"guide.html").read_text()
+    assert "https://github.com/locollm/locollm/blob/main/registry.yaml" in guide and "../nbs/00_core.html" in guide
+    assert "&lt;YEAR&gt;" in guide and re.search(r'<img [^>]*src="[^"]*diagram\.png"', guide)
+    assert bd.check_site(mini) == []
+
 def test_a_broken_source_link_fails_the_build(tmp_path):
     "A link in a guide to a file that does not exist stops the build and names the file and line."
-    repo = tmp_path/"repo"
-    for d in ("nbs", "docs/adr", "course", "benchmarks"): (repo/d).mkdir(parents=True)
-    shutil.copy(REPO/"settings.ini", repo)
-    (repo/"nbs"/"index.ipynb").write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Home\n\n[guide](docs/guide.md)"}],
-                                                      "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    (repo/"registry.yaml").write_text("version: 2\n")
-    (repo/"docs"/"guide.md").write_text("# Guide\n\nSee [the plan](plan.md) and [the registry](../registry.yaml).\n")
-    errors = bd.stage(repo, tmp_path/"src")
-    assert len(errors) == 1 and "docs/guide.md:3" in errors[0] and "plan.md" in errors[0], errors
-    staged = (tmp_path/"src"/"docs"/"guide.md").read_text()      # a repo file that is not a page links to the forge
-    assert "(https://github.com/locollm/locollm/blob/main/registry.yaml)" in staged, staged
+    _mini_repo(tmp_path/"repo")
+    (tmp_path/"repo"/"docs"/"plan.md").write_text("# Plan\n\nSee [the plan](plan-2026.md).\n")
+    errors = bd.stage(tmp_path/"repo", tmp_path/"src")
+    assert len(errors) == 1 and "docs/plan.md:3" in errors[0] and "plan-2026.md" in errors[0], errors
+    with pytest.raises(bd.DocsError, match="plan-2026.md"): bd.build(tmp_path/"site", tmp_path/"work", repo=tmp_path/"repo")
 
 # ---------------------------------------------------------------------------------------------------- headless Chromium
 class Chromium:
@@ -222,27 +294,36 @@ def _title(path):
     text = "\n".join(s for t, s in _cells(path) if t == "markdown") if path.suffix == ".ipynb" else path.read_text()
     return re.search(r"^#\s+(.+?)\s*$", text, re.M).group(1)
 
-def test_pages_render_in_chromium(site, tmp_path):
-    assert CHROMIUM, "headless Chromium is needed: apt-get install -y chromium"
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+def _serve(root):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{srv.server_address[1]}"
-    pages = {"home": ("index.html", REPO/"nbs"/"index.ipynb"),
-             "api-registry": ("nbs/01_registry.html", REPO/"nbs"/"01_registry.ipynb"),
-             "leaderboard": ("docs/leaderboard.html", REPO/"docs"/"leaderboard.md")}
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+def test_pages_render_in_chromium(site, mini, tmp_path):
+    "Home, an API page and the leaderboard (plus a page with a notebook image) load cleanly in headless Chromium."
+    assert CHROMIUM, "headless Chromium is needed: apt-get install -y chromium"
+    (srv, base), (msrv, mbase) = _serve(site), _serve(mini)
+    pages = {"home": (f"{base}/index.html", REPO/"nbs"/"index.ipynb"),
+             "api-registry": (f"{base}/nbs/01_registry.html", REPO/"nbs"/"01_registry.ipynb"),
+             "leaderboard": (f"{base}/docs/leaderboard.html", REPO/"docs"/"leaderboard.md"),
+             "image-check": (f"{mbase}/course/00_intro.html", None)}
     n_api = len(_api_notebooks())
+    _Quiet.errors.clear()
     with open(tmp_path/"chromium.log", "wb") as log:
         b = Chromium(CHROMIUM, tmp_path/"profile", log)
         try:
-            for name, (page, source) in pages.items():
-                problems, facts = b.visit(f"{base}/{page}", ART/f"{name}.png")
-                assert problems == [], f"{page}: {problems}"
-                assert facts["h1"].rstrip("#¶ ").strip() == _title(source).strip("`"), (page, facts["h1"])
-                assert facts["title"].startswith(facts["h1"].rstrip("#¶ ").strip()[:10])
-                assert facts["nav_links"] >= n_api + 3, facts      # the sidebar lists every API page, guides, ...
-                assert facts["width"] <= 1280, facts               # nothing overflows sideways
+            for name, (url, source) in pages.items():
+                problems, facts = b.visit(url, ART/f"{name}.png")
+                assert problems == [], f"{url}: {problems}"
+                h1 = facts["h1"].rstrip("#¶ ").strip()
+                assert facts["title"].startswith(h1[:10]) and facts["width"] <= 1280, facts   # titled; nothing overflows sideways
                 assert (ART/f"{name}.png").stat().st_size > 10_000
+                if source is None:
+                    assert facts["images"] >= 1, facts                       # the stored plot is there, and it loaded
+                    continue
+                assert h1 == _title(source).strip("`"), (url, h1)
+                assert facts["nav_links"] >= n_api + 3, facts               # the sidebar lists every API page, guides, ...
                 if name == "api-registry": assert facts["entries"] >= 5, facts   # documented exports
         finally:
-            b.close(); srv.shutdown()
+            b.close(); srv.shutdown(); msrv.shutdown()
     assert _Quiet.errors == [], _Quiet.errors

@@ -183,7 +183,8 @@ def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
     assert r1.returncode == 0, r1.stderr[-2000:]
     d1 = json.loads(r1.stdout)
     assert d1["schema"] == "locollm.eval/1" and d1["adapter"] == "rand-math" and d1["domain"] == "math"
-    assert [b["name"] for b in d1["benchmarks"]] == ["gsm8k", "humaneval", "summarisation-rougeL", "writing-judge"]
+    print({b["name"]: b["seconds"] for b in d1["benchmarks"]}, d1["cache"])
+    assert [b["name"] for b in d1["benchmarks"]] == ["gsm8k", "humaneval", "writing-judge", "summarisation-rougeL"]   # the registry's domain order
     assert all(b["n"] == 3 and b["paired"]["test"] for b in d1["benchmarks"])
     assert d1["verdict"]["status"] == "inconclusive" and "n = 3 < 50" in d1["verdict"]["reasons"][0]
     assert d1["judge"]["weak"] and "270M" in d1["judge"]["note"]

@@ -133,17 +133,30 @@ def declared_bomb(path: Path, files: dict) -> Path:
     path.write_bytes(gzip.compress(buf.getvalue() + huge.tobuf(tarfile.PAX_FORMAT) + bytes(1 << 20)))
     return path
 
+def folder_with_link(c) -> Path:
+    "An unpacked adapter folder whose listed peft/config.json is a symbolic link to a file outside it."
+    d = c.tmp/"folder"
+    with tarfile.open(build(c.tmp/"f.tar.gz", c.files | {"peft/config.json": b"{}"})) as tar: tar.extractall(d, filter="data")
+    (d/"peft/config.json").unlink(); (d/"peft/config.json").symlink_to("/etc/hostname")
+    return d
+
 def flip(name):
     def f(files): b = bytearray(files[name]); b[-1] ^= 0xFF; return files | {name: bytes(b)}
     return f
 
 # ---------------------------------------------------------------- happy paths
 def _ask(project, adapter=None, q="What is 2 + 2?"):
-    r = run_loco("ask", q, *(["--adapter", adapter] if adapter else []), "--max-tokens", "12", "--json", registry=project)
-    return r, (json.loads(r.stdout) if r.returncode == 0 else None)
+    r = run_loco("ask", q, *(["--adapter", adapter] if adapter else []), "--max-tokens", "8", "--json", registry=project)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+def _route(project, q):
+    r = run_loco("route", q, "--json", registry=project)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["adapter"]
 
 def test_round_trip_pack_uninstall_install_ask(project, cache, work):
-    _, before = _ask(project, "math-a")
+    before = _ask(project, "math-a")
     assert before["adapter"] == "math-a"
     r = loco("adapters", "pack", "math-a", "--out", work, "--json", registry=project, cache=cache)
     assert r.returncode == 0, r.stderr
@@ -154,21 +167,19 @@ def test_round_trip_pack_uninstall_install_ask(project, cache, work):
     r = loco("adapters", "uninstall", "math-a", registry=project, cache=cache)
     assert r.returncode == 0, r.stderr
     assert not (project.parent/"adapters/math-a").exists() and "math-a" not in [a.name for a in Registry.load(project).data.adapters]
-    r, _ = _ask(project, "math-a")
-    one_line_error(r, "unknown adapter 'math-a'")
 
     r = loco("adapters", "install", packed["archive"], "--json", registry=project, cache=cache)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert (got["name"], got["status"], got["active"], got["kind"]) == ("math-a", "accepted", False, "archive")
     assert run_loco("registry", "validate", project).returncode == 0           # every file and hash checks out
-    _, after = _ask(project, "math-a")
-    assert (after["adapter"], after["answer"]) == ("math-a", before["answer"])  # the same weights answer the same
-    # installed inactive: routing uses it once promoted (its accepted status came with it)
+    after = _ask(project, "math-a")
+    assert (after["adapter"], after["answer"]) == ("math-a", before["answer"])  # the same weights give the same answer
+    # installed inactive; routing uses it once promoted (its accepted status came with it)
     q = "How many apples are left if I have 12 and eat 5?"
-    assert _ask(project, q=q)[1]["adapter"] is None
+    assert _route(project, q) is None
     assert run_loco("promote", "math-a", registry=project).returncode == 0
-    assert _ask(project, q=q)[1]["adapter"] == "math-a"
+    assert _ask(project, q=q)["adapter"] == "math-a"
     assert leftovers(project, cache) == []
 
 def test_install_by_index_name_over_http_and_local(project, server, cache):
@@ -241,6 +252,7 @@ CASES = {
     # name: (how to make the source, expected text, extra env)
     "wrong hash":        (lambda c: c.index("x.tar.gz", build(c.www/"x.tar.gz", c.files), sha256="0" * 64), "does not match the library index", {}),
     "wrong size":        (lambda c: c.index("x.tar.gz", build(c.www/"x.tar.gz", c.files), size=10), "the index says 10", {}),
+    "wrong size (local)": (lambda c: c.index("x.tar.gz", build(c.tmp/"x.tar.gz", c.files), size=10, local=True), "but the library index says 10", {}),
     "404":               (lambda c: f"{c.url}/missing.tar.gz", "was not found (HTTP 404)", {}),
     "500":               (lambda c: (c.srv.modes.update({"/x.tar.gz": "500"}), build(c.www/"x.tar.gz", c.files), f"{c.url}/x.tar.gz")[-1], "failed (HTTP 500", {}),
     "no server":         (lambda c: "http://127.0.0.1:9/x.tar.gz", "could not reach", {}),
@@ -253,11 +265,12 @@ CASES = {
                           {"LOCOLLM_MAX_ADAPTER_BYTES": str(20 << 20)}),
     "bomb (declared)":   (lambda c: declared_bomb(c.tmp/"x.tar.gz", c.files), "decompression bomb", {}),
     "bomb (files)":      (lambda c: build(c.tmp/"x.tar.gz", c.files | {f"peft/f{i}.json": b"{}" for i in range(1100)}), "more than 1,000 files", {}),
+    "link in a folder":  (lambda c: folder_with_link(c), "is (or goes through) a symbolic link", {}),
     "pickle file":       (lambda c: build(c.tmp/"x.tar.gz", c.files | {"peft/adapter_model.bin": b"\x80\x04\x95 pickle"}), "is a pickle file", {}),
     "pickle in disguise": (lambda c: build(c.tmp/"x.tar.gz", c.files | {"peft/adapter_model.safetensors": __import__("pickle").dumps({"w": 1})}), "pickle", {}),
     "tampered file":     (lambda c: build(c.tmp/"x.tar.gz", c.files, tamper=flip("adapter.gguf")), "does not match the manifest", {}),
     "unlisted file":     (lambda c: build(c.tmp/"x.tar.gz", c.files, raw=[entry("extra.json", data=b"{}")]), "not in its manifest", {}),
-    "no manifest":       (lambda c: (lambda p: (tarfile.open(p, "w:gz").close(), p)[1])(c.tmp/"x.tar.gz"), "no manifest.json", {}),
+    "no manifest":       (lambda c: (lambda p: (tarfile.open(p, "w:gz").close(), p)[1])(c.tmp/"x.tar.gz"), "has no manifest.json", {}),
     "not an archive":    (lambda c: ((c.tmp/"x.tar.gz").write_bytes(os.urandom(5000)), c.tmp/"x.tar.gz")[1], "not a readable adapter archive", {}),
     "wrong base model":  (lambda c: build(c.tmp/"x.tar.gz", c.files, make_card(base_model="llama-3b")), "was trained on 'llama-3b'", {}),
     "unknown domain":    (lambda c: build(c.tmp/"x.tar.gz", c.files, make_card(domain="poetry")), "domain 'poetry', which this registry does not have", {}),
@@ -271,10 +284,11 @@ class Ctx:
         self.srv, self.www, self.url, self.tmp, self.loras = srv, srv.root, srv.url, tmp, loras
         self.files = {"adapter.gguf": loras["good"]}
         self.env = {}
-    def index(self, file, arc, sha256=None, size=None):
+    def index(self, file, arc, sha256=None, size=None, local=False):
+        "Write an index with one entry for `arc` (served over HTTP, or a local file beside it) and point LOCOLLM_INDEX at it."
         e = dict(name="math-new", version="1.0.0", domain="math", base_model=BASE, url=file, sha256=sha256 or sha256_file(arc), size=size or arc.stat().st_size)
-        (self.www/"index.yaml").write_bytes(_yaml({"version": 1, "adapters": [e]}))
-        self.env = {"LOCOLLM_INDEX": f"{self.url}/index.yaml"}
+        (arc.parent/"index.yaml").write_bytes(_yaml({"version": 1, "adapters": [e]}))
+        self.env = {"LOCOLLM_INDEX": str(arc.parent/"index.yaml") if local else f"{self.url}/index.yaml"}
         return "math-new"
 
 @pytest.mark.parametrize("case", CASES)

@@ -90,6 +90,7 @@ class Linker:
         if not path: return target
         tgt = posixpath.normpath(posixpath.join(base, path)) if not path.startswith("/") else path.lstrip("/")
         here = posixpath.dirname(staged_name(src))
+        if tgt == "README.md": tgt = "nbs/index.ipynb"    # README.md is rendered from the home page's notebook
         if tgt in self.pages:
             new = posixpath.relpath(staged_name(tgt), here or ".")
             return new + (f"#{frag}" if frag else "")
@@ -299,7 +300,8 @@ def process_notebook(nb: dict, src: str, linker: Linker, seen: set, lib: str = "
             mod = d[exp][0] if d[exp] else default_exp
             mod = f"{lib}.{mod}" if mod and not mod.startswith(lib + ".") else (mod or lib)
             entries = document_source(code, mod, seen)
-            if entries: cells.append(_md("\n\n".join(entries)))
+            # currentmodule: annotations in signatures resolve in the exporting module first
+            if entries: cells.append(_md("\n\n".join([f"```{{py:currentmodule}} {mod}\n```", *entries])))
             if exp == "export": continue
         if not code.strip() and not c.get("outputs"): continue
         c["source"] = code
@@ -330,12 +332,14 @@ copyright = {copyright!r}
 release = version = {version!r}
 extensions = ["myst_nb"]
 root_doc = "index"
-exclude_patterns = [".doctrees", "**/.ipynb_checkpoints"]
+exclude_patterns = ["**/.ipynb_checkpoints"]
 nb_execution_mode = "off"          # notebooks are tested by nbdev_test/papermill; the docs render stored outputs
 nb_merge_streams = True
 myst_enable_extensions = ["fieldlist", "deflist", "colon_fence", "attrs_inline"]
 myst_heading_anchors = 4
-suppress_warnings = ["myst.header"]   # heading levels that skip (H1 -> H3) are style, not breakage
+# Not breakage: heading levels that skip (H1 -> H3) are style; a type name in a signature that two modules define
+# (`Source`) still links to one of them.
+suppress_warnings = ["myst.header", "ref.python"]
 add_module_names = False
 python_maximum_signature_line_length = 96
 toc_object_entries_show_parents = "hide"
@@ -458,30 +462,35 @@ def check_site(site: Path) -> list[str]:
     return problems
 
 # ---------------------------------------------------------------------------------------------------------------- build
-def build(out: Path, src: Path | None = None, repo: Path = REPO, quiet=True) -> Path:
-    "Stage, build with Sphinx (`-W`: warnings are errors), check links. Raises DocsError listing every problem."
+def build(out: Path, work: Path | None = None, repo: Path = REPO, quiet=True) -> Path:
+    """Stage into `work`/src, build with Sphinx into `work`/html (`-W`: warnings are errors), check the links, copy the
+    site to `out`. Everything else Sphinx and myst-nb write stays under `work` (default build/docs). Raises DocsError
+    listing every problem."""
     out = Path(out).resolve()
-    src = Path(src).resolve() if src else repo/"build"/"docs-src"
+    work = Path(work).resolve() if work else repo/"build"/"docs"
+    src, html = work/"src", work/"html"     # myst-nb writes beside the HTML folder (work/jupyter_execute)
     errors = stage(repo, src)
     if errors: raise DocsError("broken links in the sources:\n  " + "\n  ".join(errors))
-    if out.exists(): shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-E", "-j", "1", "-d", str(src/".doctrees"), str(src), str(out)]
+    if html.exists(): shutil.rmtree(html)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-E", "-j", "1", "-d", str(work/"doctrees"), str(src), str(html)]
     if quiet: cmd.insert(-2, "-q")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         msg = (r.stderr or r.stdout).replace(str(src) + os.sep, "")
         raise DocsError(f"sphinx-build failed (staged sources: {src}):\n{msg.strip()}")
-    problems = check_site(out)
+    problems = check_site(html)
     if problems: raise DocsError("broken links in the built site:\n  " + "\n  ".join(problems))
+    if out.exists(): shutil.rmtree(out)
+    shutil.copytree(html, out)
     return out
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO/"_site"), help="where the HTML goes (emptied first; default: _site)")
-    ap.add_argument("--src", default=None, help="where the staged Sphinx sources go (default: build/docs-src)")
+    ap.add_argument("--work", default=None, help="scratch folder: staged sources, doctrees, raw HTML (default: build/docs)")
     ap.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     a = ap.parse_args(argv)
-    try: out = build(Path(a.out), Path(a.src) if a.src else None, quiet=not a.verbose)
+    try: out = build(Path(a.out), Path(a.work) if a.work else None, quiet=not a.verbose)
     except DocsError as e:
         print(f"docs: {e}", file=sys.stderr); return 1
     n = sum(1 for _ in out.rglob("*.html"))
