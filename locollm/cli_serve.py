@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['err', 'export_app', 'make_server', 'serve', 'export_group', 'export_vllm', 'export_lorax']
 
-# %% ../nbs/96_cli_serve.ipynb #7d4c6de7
+# %% ../nbs/96_cli_serve.ipynb #f31f4237
 import json, os, sys, warnings
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from rich.console import Console
 from .core import LocoError
 from .cli import app, state, load_registry, print_json, console
 
-# %% ../nbs/96_cli_serve.ipynb #3ebb5359
+# %% ../nbs/96_cli_serve.ipynb #8a070d7c
 err = Console(stderr=True)
 
 def _need_serve_extra():
@@ -34,7 +34,8 @@ def make_server(pool: Optional[int] = None, queue_size: int = 16, queue_timeout:
     reg = load_registry()
     if upstream and not upstream.startswith(("http://", "https://")): raise LocoError(f"--upstream {upstream} is not an http(s) URL", "pass e.g. --upstream http://gpu-server:8000/v1")
     if upstream_map and not upstream: raise LocoError("--upstream-map needs --upstream", "add --upstream URL of the vLLM/LoRAX server")
-    pool = pool or (32 if upstream else 1)
+    if (pool is not None and pool < 1) or queue_size < 0: raise LocoError(f"--pool must be ≥ 1 and --queue-size ≥ 0 (got {pool}, {queue_size})", "pass --pool 1 or more")
+    pool = pool if pool is not None else (32 if upstream else 1)
     kw = {"n_threads": threads or max(1, (os.cpu_count() or 1) // pool), "n_ctx": ctx} if backend == "llama.cpp" else {}
     return SwarmServer(reg, router=get_router(reg, router), pool=pool, queue_size=queue_size, queue_timeout=queue_timeout, api_key=api_key,
                        max_tokens_limit=max_tokens_limit, history=history, max_body_bytes=max_request_bytes, backend_name=backend, backend_kw=kw,
@@ -74,7 +75,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         err.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach this machine can use it")
     run_server(srv, host, port, log_level)
 
-# %% ../nbs/96_cli_serve.ipynb #172f5350
+# %% ../nbs/96_cli_serve.ipynb #e2dfb7e1
 def export_group() -> typer.Typer:
     "The `loco export` command group: the one already registered on `app`, else a new one."
     for g in app.registered_groups:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['pack', 'install', 'uninstall']
 
-# %% ../nbs/95_cli_share.ipynb #450d8062
+# %% ../nbs/95_cli_share.ipynb #427aa8c7
 from pathlib import Path
 from typing import Optional
 import typer
@@ -13,8 +13,9 @@ from .core import LocoError
 from .cli import adapters_app, app, state, load_registry, print_json, console
 from . import share
 
-# %% ../nbs/95_cli_share.ipynb #9ae1ef7a
+# %% ../nbs/95_cli_share.ipynb #6f661107
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
+def _say(text: str) -> None: console.print(text, highlight=False, soft_wrap=True)
 
 @adapters_app.command("pack")
 def pack(adapter: str = typer.Argument(..., help="Adapter to pack."),
@@ -26,11 +27,11 @@ def pack(adapter: str = typer.Argument(..., help="Adapter to pack."),
     if url and not index: raise LocoError("--url is only used with --index", "add --index index.yaml, or drop --url")
     res = share.pack(adapter, state.registry, out=out, index=index, url=url)
     if as_json: return print_json(res)
-    console.print(f"[green]✓[/] packed {res['name']} {res['version']} → {res['archive']} ({len(res['files'])} files, {_size(res['size'])}, sha256 {res['sha256'][:12]}…)")
-    for s in res["skipped"]: console.print(f"[yellow]![/] not shipped: {s} (pickle, unneeded or missing file)")
-    if index: console.print(f"[green]✓[/] {res['index']}: {res['name']} {res['version']} at {res['url']}")
+    _say(f"[green]✓[/] packed {res['name']} {res['version']} → {res['archive']} ({len(res['files'])} files, {_size(res['size'])}, sha256 {res['sha256'][:12]}…)")
+    for s in res["skipped"]: _say(f"[yellow]![/] not shipped: {s} (pickle, unneeded or missing file)")
+    if index: _say(f"[green]✓[/] {res['index']}: {res['name']} {res['version']} at {res['url']}")
 
-# %% ../nbs/95_cli_share.ipynb #81447773
+# %% ../nbs/95_cli_share.ipynb #84656c1c
 @adapters_app.command("install")
 def install(source: str = typer.Argument(..., help="Index name[@version], URL, archive, folder or hf:owner/repo."),
             force: bool = typer.Option(False, "--force", help="Replace an installed adapter of the same name."),
@@ -41,12 +42,12 @@ def install(source: str = typer.Argument(..., help="Index name[@version], URL, a
     try: res = share.install(source, state.registry, index=index, force=force, sha256=sha256, progress=not as_json)
     except KeyboardInterrupt: raise LocoError("install interrupted: nothing was installed", "run the same command again (a download resumes where it stopped)")
     if as_json: return print_json(res)
-    console.print(f"[green]✓[/] installed {res['name']} {res['version']} ({res['domain']}, {res['status']}) into {res['path']}"
+    _say(f"[green]✓[/] installed {res['name']} {res['version']} ({res['domain']}, {res['status']}) into {res['path']}"
                   + (f", replacing version {res['replaced']}" if res["replaced"] else ""))
-    console.print(f"  `loco ask --adapter {res['name']} \"…\"` uses it; `loco promote {res['name']}` makes it answer routed {res['domain']} questions"
-                  + (" [yellow](the version it replaced was active: the base model answers until then)[/]" if res["was_active"] else ""), soft_wrap=True)
+    _say(f"  `loco ask --adapter {res['name']} \"…\"` uses it; `loco promote {res['name']}` makes it answer routed {res['domain']} questions"
+                  + (" [yellow](the version it replaced was active: the base model answers until then)[/]" if res["was_active"] else ""))
 
-# %% ../nbs/95_cli_share.ipynb #8d503792
+# %% ../nbs/95_cli_share.ipynb #b633c8f3
 @adapters_app.command("uninstall")
 def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
               force: bool = typer.Option(False, "--force", help="Remove it even if it is its domain's active adapter."),
@@ -54,5 +55,5 @@ def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
     "Remove adapter NAME: its folder under adapters/ and its registry entry, together."
     res = share.uninstall(name, state.registry, force=force)
     if as_json: return print_json(res)
-    console.print(f"[green]✓[/] uninstalled {res['name']} {res['version']}" + (f" (removed {', '.join(res['removed'])})" if res["removed"] else "")
+    _say(f"[green]✓[/] uninstalled {res['name']} {res['version']}" + (f" (removed {', '.join(res['removed'])})" if res["removed"] else "")
                   + (f" [yellow]— {res['domain']} has no active adapter now[/]" if res["was_active"] else ""))

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['QUANT_TYPES', 'TensorInfo', 'GGUFLayout', 'gguf_layout', 'read_tensor', 'LoRAWeights', 'read_gguf_lora',
-           'write_merged', 'quantize_gguf', 'merge_lora', 'top1_agreement']
+           'write_merged', 'quantize_gguf', 'merge_lora', 'next_token_agreement']
 
-# %% ../nbs/04c_merge.ipynb #b2ec0cf1
+# %% ../nbs/04c_merge.ipynb #af454101
 import collections, mmap, os, re, struct, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ import numpy as np
 from .core import LocoError, atomic_path
 from .models import read_gguf
 
-# %% ../nbs/04c_merge.ipynb #cceb1894
+# %% ../nbs/04c_merge.ipynb #a3665582
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # byte size of GGUF scalar value types
 _STRING, _ARRAY = 8, 9
 
@@ -77,7 +77,7 @@ def gguf_layout(path: str | Path) -> GGUFLayout:
         if tensors and data_start + max(t.offset + t.nbytes for t in tensors) > len(m): raise EOFError("tensor data runs past the end of the file")
         return GGUFLayout(version, n_kv, (kv_start, kv_end), alignment, data_start, tensors)
 
-# %% ../nbs/04c_merge.ipynb #5a6f2d7c
+# %% ../nbs/04c_merge.ipynb #a22d5e23
 def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -> np.ndarray:
     "The tensor `name` of the GGUF file at `path`, dequantized to float32."
     import gguf
@@ -88,7 +88,7 @@ def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -
     raw = np.fromfile(path, dtype=np.uint8, count=t.nbytes, offset=lay.data_start + t.offset)
     return dequantize(raw.reshape(int(np.prod(t.ne[1:])), -1), gguf.GGMLQuantizationType(t.type)).reshape(tuple(reversed(t.ne)))
 
-# %% ../nbs/04c_merge.ipynb #b7f7e2f5
+# %% ../nbs/04c_merge.ipynb #6fa6e6de
 @dataclass
 class LoRAWeights:
     "The tensors of a GGUF LoRA: `{weight name: (A, B)}`, its alpha and the architecture it was made for."
@@ -112,7 +112,7 @@ def read_gguf_lora(path: str | Path) -> LoRAWeights:
     if bad := [w for w, ab in pairs.items() if len(ab) != 2]: raise LocoError(f"{path}: {bad[0]} has lora_a or lora_b but not both", "export the adapter again")
     return LoRAWeights(info.architecture, alpha, {w: (ab["lora_a"], ab["lora_b"]) for w, ab in pairs.items()})
 
-# %% ../nbs/04c_merge.ipynb #d89bfa34
+# %% ../nbs/04c_merge.ipynb #c3d91ce3
 def _check_fits(lora: LoRAWeights, lay: GGUFLayout, arch: str, name: str) -> None:
     if lora.architecture != arch: raise LocoError(f"adapter {name} is for {lora.architecture} but the base model is {arch}", "use an adapter trained on the registry's base model")
     by_name = {t.name: t for t in lay.tensors}
@@ -156,7 +156,7 @@ def write_merged(base: str | Path, lora: str | Path, out: str | Path, scale: flo
         f.flush(); os.fsync(f.fileno())
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #18a5c1be
+# %% ../nbs/04c_merge.ipynb #58d79035
 QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7, "F16": 1}  # llama_ftype values
 
 _QUANTIZE = """
@@ -181,7 +181,7 @@ def quantize_gguf(src: str | Path, out: str | Path, kind: str = "Q4_K_M", on_ten
                                      "check free disk space and that llama-cpp-python is up to date")
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #e901da43
+# %% ../nbs/04c_merge.ipynb #ba475c4d
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float = 1.0, quantize: str | None = "Q4_K_M",
                progress: bool = False) -> Path:
     "Fold the GGUF LoRA `lora` into the base model `base` and write `out` (quantized to `quantize`, e.g. Q4_K_M)."
@@ -200,9 +200,9 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float
         finally: mid.unlink(missing_ok=True)
     return out
 
-# %% ../nbs/04c_merge.ipynb #f705eef6
-def _argmax_path(backend, adapters, prompt: str, n: int, forced: list[int] | None = None) -> list[int]:
-    "Greedy next-token choices of `backend` for `prompt`; with `forced`, the choice after each forced prefix."
+# %% ../nbs/04c_merge.ipynb #080ae966
+def _next_token_logits(backend, adapters, prompt: str, n: int, forced: list[int] | None = None) -> np.ndarray:
+    "Next-token logits of `backend` at `n` positions after `prompt`: its own greedy path, or the `forced` tokens."
     import llama_cpp
     backend.use(adapters)
     llm = backend.llm
@@ -210,16 +210,21 @@ def _argmax_path(backend, adapters, prompt: str, n: int, forced: list[int] | Non
     llm.eval(llm.tokenize(backend.prompt_format.format(prompt=prompt).encode(), special=True))
     out = []
     for i in range(n):
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
-        out.append(int(logits.argmax()))
-        llm.eval([forced[i] if forced else out[-1]])
-    return out
+        out.append(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),)).copy())
+        llm.eval([forced[i] if forced else int(out[-1].argmax())])
+    return np.stack(out)
 
-def top1_agreement(ref, ref_adapters, other, other_adapters, prompts: list[str], n: int = 16) -> float:
-    "Share of positions where `other` picks the same next token as `ref`'s greedy continuation (teacher forcing)."
-    hits = total = 0
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+def next_token_agreement(ref, ref_adapters, other, other_adapters, prompts: list[str], n: int = 8) -> dict:
+    "Teacher-forced comparison of two `LlamaCppBackend`s (with adapter sets): `{top1, kl}` averaged over positions."
+    top1, kl = [], []
     for p in prompts:
-        path = _argmax_path(ref, ref_adapters, p, n)
-        mine = _argmax_path(other, other_adapters, p, n, forced=path)
-        hits += sum(a == b for a, b in zip(path, mine)); total += n
-    return hits / total
+        r = _next_token_logits(ref, ref_adapters, p, n)
+        path = [int(i) for i in r.argmax(-1)]
+        o = _next_token_logits(other, other_adapters, p, n, forced=path)
+        lr, lo = _log_softmax(r), _log_softmax(o)
+        top1 += list(o.argmax(-1) == r.argmax(-1)); kl += list((np.exp(lr) * (lr - lo)).sum(-1))
+    return {"top1": float(np.mean(top1)), "kl": float(np.mean(kl))}
