@@ -8,14 +8,14 @@ __all__ = ['SOURCES', 'SPLIT_SEED', 'TEST_FRACTION', 'VALIDATION_FRACTION', 'SUM
            'Source', 'domain_sources', 'clean_t0', 'gsm8k_answer', 'writing_request', 'mbpp_prompt', 'load_split',
            'ngrams', 'HeldOut', 'heldout_index', 'decontaminate', 'SourceStats', 'PreparedData', 'prepare']
 
-# %% ../nbs/07_data.ipynb #7cc542ba
+# %% ../nbs/07_data.ipynb #45ff9409
 import hashlib, json, re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from .core import LocoError, data_dir, sha256_file
 
-# %% ../nbs/07_data.ipynb #4703ead0
+# %% ../nbs/07_data.ipynb #ef163c74
 @dataclass
 class Example:
     "One row: a request, its reference answer, and where it came from."
@@ -26,7 +26,7 @@ class Example:
     reference: object
     meta: dict = field(default_factory=dict)
 
-# %% ../nbs/07_data.ipynb #1f2cd00a
+# %% ../nbs/07_data.ipynb #6020976b
 @dataclass(frozen=True)
 class Source:
     "A training source: domain, file (relative to the data folder), licence and whether it forbids commercial use."
@@ -57,7 +57,7 @@ def domain_sources(domain: str, include_optional: bool = False) -> list[str]:
     if not names: raise LocoError(f"no training data is known for domain '{domain}'", f"use one of: {', '.join(sorted({s.domain for s in SOURCES.values()}))}, or give data.path")
     return names
 
-# %% ../nbs/07_data.ipynb #66efcecc
+# %% ../nbs/07_data.ipynb #7510bcdc
 SPLIT_SEED, TEST_FRACTION, VALIDATION_FRACTION = 0, 0.2, 0.05
 SUMMARY_MAX_PROMPT_CHARS, WRITING_MAX_PROMPT_CHARS = 5000, 1500   # longest prompts among test items, as in locollm.benchmarks
 MBPP_PROMPT = ("You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}\n\n"
@@ -75,7 +75,7 @@ def _split_of(key: str, test_fraction: float = TEST_FRACTION) -> str:
     if _unit(SPLIT_SEED, key) < test_fraction: return "test"
     return "validation" if _unit(SPLIT_SEED + 1, key) < VALIDATION_FRACTION else "train"
 
-# %% ../nbs/07_data.ipynb #dfd6a538
+# %% ../nbs/07_data.ipynb #f3b95357
 def _jsonl(path: Path) -> list[dict]:
     if not path.is_file(): raise LocoError(f"dataset file {path} does not exist", "set LOCOLLM_DATA (or data.root in the config) to the shared data folder")
     with open(path, encoding="utf-8") as f: return [json.loads(l) for l in f if l.strip()]
@@ -97,7 +97,7 @@ def writing_request(row: dict) -> str:
     inp = (row.get("input") or "").strip()
     return row["instruction"].strip() + (f"\n\n{inp}" if inp else "")
 
-# %% ../nbs/07_data.ipynb #c2e00d2e
+# %% ../nbs/07_data.ipynb #00f6fa00
 def _read_math(root: Path):
     for i, r in enumerate(_jsonl(root/"gsm8k"/"train.jsonl")):
         yield Example(f"gsm8k/train/{i}", "math", "gsm8k", r["question"].strip(), gsm8k_answer(r["answer"])), \
@@ -141,7 +141,7 @@ def _read_writing(root: Path):
 
 _READERS = {"math": _read_math, "code": _read_code, "summarisation": _read_summarisation, "writing": _read_writing}
 
-# %% ../nbs/07_data.ipynb #6ebfa548
+# %% ../nbs/07_data.ipynb #c7d18118
 def _summary_items(items: list[Example]) -> list[Example]:
     "One test item per source text: a seeded choice among its templates whose prompt is ≤ SUMMARY_MAX_PROMPT_CHARS."
     groups: dict[str, list[Example]] = {}
@@ -180,7 +180,7 @@ def load_split(domain: str, split: str = "train", sources: list[str] | None = No
     keep = set(sources) if sources is not None else set(domain_sources(domain))
     return [e for e in rows if e.source in keep and not e.meta.get("duplicate")]
 
-# %% ../nbs/07_data.ipynb #a7053beb
+# %% ../nbs/07_data.ipynb #6d852e3a
 NGRAM, BOILERPLATE_ITEMS = 13, 10
 
 def _words(text: str) -> list[str]: return re.findall(r"[a-z0-9]+", text.lower())
@@ -234,7 +234,7 @@ def decontaminate(rows: list[Example], heldout: HeldOut) -> tuple[list[Example],
     for e in rows: (dropped if ngrams(_content(e), heldout.n) & heldout.grams else kept).append(e)
     return kept, dropped
 
-# %% ../nbs/07_data.ipynb #982aa50e
+# %% ../nbs/07_data.ipynb #bef70a6f
 @dataclass
 class SourceStats:
     "What one source contributed."
@@ -243,10 +243,11 @@ class SourceStats:
     licence: str
     sha256: str
     non_commercial: bool
-    available: int = 0
-    decontaminated: int = 0
-    filtered: int = 0
-    used: int = 0
+    available: int = 0          # training rows before decontamination and filters
+    decontaminated: int = 0     # training rows dropped for overlap with evaluation items
+    filtered: int = 0           # training rows dropped by the config's filters
+    used: int = 0               # training rows kept (after `max_rows`)
+    validation_decontaminated: int = 0
 
 @dataclass
 class PreparedData:
@@ -274,7 +275,7 @@ def _custom_rows(path: Path, domain: str):
         yield Example(f"{path.stem}/{i}", domain, path.stem, prompt.strip(), clean_t0(str(ref)), {"key": key}), \
               "validation" if _unit(SPLIT_SEED + 1, key) < VALIDATION_FRACTION else "train"
 
-# %% ../nbs/07_data.ipynb #e1b11ea4
+# %% ../nbs/07_data.ipynb #e0211877
 def _sample(rows: list[Example], k: int | None, seed: int) -> list[Example]:
     if k is None or k >= len(rows): return rows
     keep = sorted(sorted(range(len(rows)), key=lambda i: _unit(seed, rows[i].id))[:k])
@@ -305,7 +306,9 @@ def prepare(domain: str, sources: list[str] | None = None, path: str | Path | No
         for e in rows:
             if split == "train": stats[e.source].available += 1
         kept, dropped = decontaminate(rows, ho)
-        for e in dropped: stats[e.source].decontaminated += 1
+        for e in dropped:
+            if split == "train": stats[e.source].decontaminated += 1
+            else: stats[e.source].validation_decontaminated += 1
         good = [e for e in kept if ok(e)]
         if split == "train":
             for e in kept:

@@ -6,13 +6,13 @@
 __all__ = ['GENERAL', 'MAX_ROUTE_CHARS', 'EDGE_CHARS', 'ROUTERS', 'WRAPPERS', 'RouteDecision', 'Router', 'KeywordRouter',
            'get_router']
 
-# %% ../nbs/05_routers.ipynb #424ec21b
+# %% ../nbs/05_routers.ipynb #2ed5ff66
 import importlib, re, time
 from dataclasses import dataclass, field
 from .core import LocoError
 from .registry import Registry
 
-# %% ../nbs/05_routers.ipynb #d0d107d4
+# %% ../nbs/05_routers.ipynb #cce76d10
 GENERAL = "general"  # the label for "no specialist": the base model answers
 
 @dataclass
@@ -26,7 +26,7 @@ class RouteDecision:
     ms: float = 0.0
     fallback: str | None = None  # why the decision left the top label (confidence router), else None
 
-# %% ../nbs/05_routers.ipynb #e125649f
+# %% ../nbs/05_routers.ipynb #7978f2af
 class Router:
     "Base class: subclasses implement `scores(query)`; `route(query)` turns scores into a `RouteDecision`."
     name = "router"
@@ -53,7 +53,7 @@ class Router:
         return RouteDecision(domain=domain, adapter=card.name if card else None, confidence=float(conf),
                              scores=s, router=self.name, ms=(time.perf_counter() - t0) * 1000)
 
-# %% ../nbs/05_routers.ipynb #8d4767d5
+# %% ../nbs/05_routers.ipynb #f0603a05
 MAX_ROUTE_CHARS = 20_000
 EDGE_CHARS = 400  # of a long query, only the head and tail are read: an article's body says nothing about the request
 
@@ -75,7 +75,7 @@ class KeywordRouter(Router):
         if not total: return {**{d: 0.0 for d in hits}, GENERAL: 1.0}
         return {**{d: h / total for d, h in hits.items()}, GENERAL: 0.0}
 
-# %% ../nbs/05_routers.ipynb #a574e065
+# %% ../nbs/05_routers.ipynb #5d5f9f14
 ROUTERS = {"keyword": "locollm.routers.KeywordRouter",
            "tfidf": "locollm.classifiers.TfidfRouter",
            "embedding": "locollm.classifiers.EmbeddingRouter",

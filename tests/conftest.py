@@ -28,6 +28,7 @@ def project(tmp_path, base_info):
     shapes = target_shapes(base_info.path)
     text = (REPO/"registry.yaml").read_text().replace("  adr: docs/adr/0001-base-model.md\n", "")
     (tmp_path/"registry.yaml").write_text(text)
+    shutil.copytree(REPO/"routers", tmp_path/"routers")   # the trained router files the registry names
     with Registry.edit(tmp_path/"registry.yaml") as reg:
         for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
             rel = f"adapters/{name}/{name}.gguf"

@@ -42,13 +42,14 @@ def keep_alive_seconds(v) -> float | None:
     "Seconds from an Ollama keep_alive (number of seconds, or '5m', '1h30m', '-1'); None = forever, 0 = unload now."
     if v is None: return 300.0
     if isinstance(v, (int, float)): s = float(v)
-    else:
-        v = str(v).strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", v): s = float(v)
-        else:
-            parts = re.findall(r"(-?\d+(?:\.\d+)?)(ms|s|m|h)", v)
-            if not parts or "".join(a + b for a, b in parts) != v: raise ValueError(f"time: invalid duration \"{v}\"")
-            s = sum(float(a) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[b] for a, b in parts)
+    else:  # a string is a Go duration (time.ParseDuration): units required, except for "0"
+        v, sign = str(v).strip(), 1.0
+        if v.lstrip("+-") == "0": return 0.0
+        if v[:1] in "+-": sign, v = (-1.0 if v[0] == "-" else 1.0), v[1:]
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", v)
+        if not parts or "".join(a + b for a, b in parts) != v:
+            raise ValueError(f"time: missing unit in duration \"{v}\"" if re.fullmatch(r"[\d.]+", v) else f"time: invalid duration \"{v}\"")
+        s = sign * sum(float(a) * {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[b] for a, b in parts)
     return None if s < 0 else s
 
 def render_template(template: str, prompt: str = "", system: str = "", response: str = "") -> str:
@@ -70,6 +71,7 @@ class FakeOllama:
         self.requests: list[tuple[str, str, dict | None]] = []
         self.lock = threading.RLock()
         self._backends: dict[str, object] = {}
+        self._conns: set = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port or 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.fake = self
@@ -84,7 +86,12 @@ class FakeOllama:
         return self
 
     def stop(self) -> None:
+        "Stop serving and drop open (keep-alive) connections, as a stopped `ollama serve` would."
         self._httpd.shutdown(); self._httpd.server_close()
+        for c in list(self._conns):
+            try: c.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+            c.close()
         for b in self._backends.values(): b.close()
         self._backends.clear()
         shutil.rmtree(self.blob_dir, ignore_errors=True)
@@ -203,7 +210,7 @@ class FakeOllama:
         n = 128 if n < 0 else n
         t0 = time.perf_counter_ns()
         if self.engine == "echo":
-            words = [w + " " for w in ("echo: " + " ".join(prompt.split()[-8:])).split()][:n]
+            words = [w + " " for w in ["echo:", *[w for w in prompt.split() if w.strip("#")][-8:]]][:n]
             text, count, reason = "", 0, "length" if len(words) >= n else "stop"
             for w in words:
                 if any(s in text + w for s in stop if s): reason = "stop"; break
@@ -242,6 +249,14 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeOllama/" + VERSION
 
     def log_message(self, *a): pass
+
+    def setup(self):
+        super().setup()
+        self.server.fake._conns.add(self.connection)
+
+    def finish(self):
+        try: super().finish()
+        finally: self.server.fake._conns.discard(self.connection)
 
     @property
     def fake(self) -> FakeOllama: return self.server.fake

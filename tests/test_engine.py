@@ -4,6 +4,7 @@ import pytest
 from conftest import REPO, run_loco
 from locollm.core import LocoError
 from locollm.engine import LlamaCppBackend
+from locollm.registry import Registry
 from locollm.lora import random_lora, target_shapes
 
 PROMPTS = ["Write one sentence about the sea.", "What is 17 times 3?", "Name a colour."]
@@ -74,7 +75,7 @@ def test_loco_ask_routes_and_reports(project):
     promote("math-a", project)
     r = run_loco("ask", "How many apples are left if I eat 3 of 10?", "--json", "--max-tokens", "12", registry=project)
     out = json.loads(r.stdout)
-    assert (out["domain"], out["adapter"], out["router"]) == ("math", "math-a", "keyword")
+    assert (out["domain"], out["adapter"], out["router"]) == ("math", "math-a", Registry.load(project).data.router)
     assert 0 < out["confidence"] <= 1 and out["completion_tokens"] > 0 and out["peak_rss_bytes"] > 0
     r = run_loco("ask", "Who wrote Hamlet?", "--json", "--max-tokens", "8", registry=project)
     assert json.loads(r.stdout)["adapter"] is None  # general → base model

@@ -1,0 +1,277 @@
+"""Issue 13 acceptance: `loco serve` answers the official `openai` client unchanged (chat, stream, auto vs pinned),
+says who answered, refuses bad input and overload cleanly, survives a bounded load test with flat memory, and in
+sidecar mode routes to a (fake, loopback) multi-LoRA server; `loco export vllm|lorax` write its launch config."""
+import json, socket, subprocess, sys, threading, time
+from pathlib import Path
+import pytest
+
+pytest.importorskip("starlette"); pytest.importorskip("uvicorn"); httpx = pytest.importorskip("httpx")
+openai = pytest.importorskip("openai")
+import conftest
+from locollm.core import sha256_file
+from locollm.registry import Registry, promote
+
+LOCO = [sys.executable, "-c", "import locollm.cli_serve; from locollm.cli import main; main()"]
+MATH_Q = "How many legs do 3 spiders have in total?"
+GENERAL_Q = "Who was the first president of Kenya?"
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+class Served:
+    "`loco serve` in a subprocess on a free loopback port, ready when /health answers."
+    def __init__(self, registry, *args, timeout=180):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([*LOCO, "--registry", str(registry), "serve", "--port", str(self.port), "--threads", "1", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while True:
+            if self.proc.poll() is not None: raise RuntimeError(f"loco serve exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200: break
+            except httpx.HTTPError: pass
+            if time.time() - t0 > timeout: self.stop(); raise RuntimeError("loco serve did not become healthy")
+            time.sleep(0.25)
+
+    def client(self, key="none", **kw):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=kw.pop("timeout", 300), **kw)
+
+    def metrics(self, key=None):
+        return httpx.get(self.url + "/metrics?format=json", headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=10).json()
+
+    def health(self):
+        return httpx.get(self.url + "/health", timeout=10).json()
+
+    def stop(self):
+        self.proc.terminate()
+        try: self.proc.wait(30)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+
+def chat(client, model, content, max_tokens=4, **kw):
+    return client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": content}], max_tokens=max_tokens, **kw)
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory, base_info):
+    "The shared `project` (math-a, math-b, code-a with GGUF LoRAs), with math-a promoted: `auto` sends maths to it."
+    reg = conftest.project.__wrapped__(tmp_path_factory.mktemp("serve"), base_info)
+    promote("math-a", reg, by="test_serve")
+    return reg
+
+@pytest.fixture(scope="module")
+def server(proj):
+    s = Served(proj, "--queue-size", 16)
+    yield s
+    s.stop()
+
+# ---------------------------------------------------------------- the openai client, unchanged
+
+def test_models_list_auto_adapters_base(server):
+    c = server.client()
+    assert [m.id for m in c.models.list().data] == ["auto", "math-a", "math-b", "code-a", "base"]
+    assert c.models.retrieve("math-a").model_extra["locollm"]["active"] is True
+
+def test_auto_routes_and_says_who_answered(server):
+    c = server.client()
+    raw = chat(c, "auto", MATH_Q)
+    r = raw.parse()
+    assert raw.status_code == 200 and isinstance(r.choices[0].message.content, str)
+    assert raw.headers["x-locollm-adapter"] == "math-a" and r.model == "math-a"
+    conf = float(raw.headers["x-locollm-confidence"])
+    assert 0 < conf <= 1 and r.model_extra["locollm"]["confidence"] == pytest.approx(conf, abs=1e-4)
+    assert r.model_extra["locollm"]["adapter"] == "math-a" and r.model_extra["locollm"]["domain"] == "math"
+    assert r.usage.completion_tokens > 0
+    raw = chat(c, "auto", GENERAL_Q)
+    assert raw.headers["x-locollm-adapter"] == "base" and raw.parse().model_extra["locollm"]["adapter"] is None
+
+def test_pinned_model_is_the_routed_answer_and_others_differ(server):
+    c = server.client()
+    q = "Write one sentence about the sea."  # routed to writing: no adapter there, so the base model answers
+    auto = chat(c, "auto", MATH_Q, max_tokens=8).parse().choices[0].message.content
+    pinned = chat(c, "math-a", MATH_Q, max_tokens=8).parse()
+    assert pinned.model_extra["locollm"]["router"] == "manual" and pinned.choices[0].message.content == auto  # greedy: same adapter, same answer
+    answers = {m: chat(c, m, q, max_tokens=8).parse().choices[0].message.content for m in ("auto", "base", "code-a")}
+    assert answers["auto"] == answers["base"] and answers["code-a"] != answers["base"]
+
+def test_text_completions(server):
+    r = server.client().completions.create(model="code-a", prompt="def add(a, b):", max_tokens=4)
+    assert r.object == "text_completion" and r.model == "code-a" and isinstance(r.choices[0].text, str)
+    assert r.model_extra["locollm"]["adapter"] == "code-a"
+
+def test_stream_matches_the_plain_answer(server):
+    c = server.client()
+    plain = chat(c, "auto", MATH_Q, max_tokens=8).parse()
+    chunks = list(c.chat.completions.create(model="auto", messages=[{"role": "user", "content": MATH_Q}], max_tokens=8, stream=True,
+                                            stream_options={"include_usage": True}))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text.strip() == plain.choices[0].message.content
+    assert chunks[0].model_extra["locollm"]["adapter"] == "math-a"
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] in ("stop", "length")
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    with c.completions.with_streaming_response.create(model="base", prompt="Name a colour.", max_tokens=4, stream=True) as resp:
+        lines = [l for l in resp.iter_lines() if l.startswith("data: ")]
+        assert resp.headers["x-locollm-adapter"] == "base" and lines[-1] == "data: [DONE]"
+
+# ---------------------------------------------------------------- bad input: 4xx, never a crash
+
+def test_unknown_model_is_an_openai_404(server):
+    with pytest.raises(openai.NotFoundError) as e: chat(server.client(), "gpt-4o", "hi")
+    assert e.value.body["code"] == "model_not_found" and "math-a" in e.value.body["message"]
+
+@pytest.mark.parametrize("body,status,code", [(b'{"model": "auto", "messages": [', 400, "invalid_json"), (b"[1, 2]", 400, "invalid_json"),
+                                              (b'{"model": "auto"}', 400, None), (b'{"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 2}', 400, None),
+                                              (b'{"model": "auto", "messages": [{"role": "user", "content": "x"}], "max_tokens": 100000}', 400, None),
+                                              (b"\xff\xfe not utf-8", 400, "invalid_json")])
+def test_malformed_requests(server, body, status, code):
+    r = httpx.post(server.url + "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == status and r.json()["error"]["type"] == "invalid_request_error"
+    if code: assert r.json()["error"]["code"] == code
+
+def test_huge_prompts(server):
+    c = server.client()
+    with pytest.raises(openai.BadRequestError) as e: chat(c, "auto", "word " * 60_000)   # 300 KB: longer than the context
+    assert e.value.body["code"] == "context_length_exceeded"
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "auto", "messages": [{"role": "user", "content": "x" * (2 << 20)}]}, timeout=60)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert chat(c, "auto", "Name a colour.").status_code == 200 and server.health()["status"] == "ok"
+
+def test_client_disconnect_mid_stream_stops_generation(server):
+    before = server.metrics()["client_disconnects"]
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=60,
+                      json={"model": "base", "stream": True, "max_tokens": 400, "messages": [{"role": "user", "content": "Count from 1 to 200, one number per line."}]}) as r:
+        for line in r.iter_lines():
+            if '"content": "' in line and '"role"' not in line: break   # first token: hang up
+    t0 = time.time()
+    while time.time() - t0 < 20 and (server.health()["busy_slots"] or server.metrics()["client_disconnects"] == before): time.sleep(0.1)
+    assert server.metrics()["client_disconnects"] == before + 1
+    assert server.health()["busy_slots"] == 0, "the abandoned generation still holds the model"
+    assert chat(server.client(), "auto", MATH_Q).status_code == 200
+
+# ---------------------------------------------------------------- load: no request lost, memory flat
+
+def test_load_200_requests_8_concurrent(server):
+    from locollm.serve import load_test
+    load_test(server.url + "/v1", n=16, concurrency=8, max_tokens=2)   # warm-up: allocations settle
+    before = server.metrics()
+    res = load_test(server.url + "/v1", n=200, concurrency=8, max_tokens=2, pid=server.proc.pid)
+    print("\nload test:", json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}))
+    assert res["lost"] == 0 and res["failed"] == 0 and res["ok"] == 200, res["status_counts"]
+    after = server.metrics()
+    count = lambda m: sum(r["count"] for r in m["requests"] if r["endpoint"] == "/v1/chat/completions")
+    assert count(after) - count(before) == 200                      # the server saw every request once
+    assert after["latency_seconds"]["/v1/chat/completions"]["count"] == count(after)
+    assert set(res["adapters"]) <= {"math-a", "base"} and res["adapters"].get("math-a", 0) > 0
+    growth = res["rss_bytes_end"] - res["rss_bytes_start"]
+    assert growth < 32 * 2**20, f"server memory grew {growth / 2**20:.1f} MB over 200 requests"
+    assert server.health()["status"] == "ok" and server.health()["queue_depth"] == 0
+
+# ---------------------------------------------------------------- overload and API key
+
+@pytest.fixture(scope="module")
+def small(proj):
+    s = Served(proj, "--queue-size", 1, "--api-key", "sk-test-123")
+    yield s
+    s.stop()
+
+def test_api_key_required_when_set(small):
+    with pytest.raises(openai.AuthenticationError): chat(small.client(), "auto", "hi")
+    with pytest.raises(openai.AuthenticationError): chat(small.client("sk-wrong"), "auto", "hi")
+    assert chat(small.client("sk-test-123"), "auto", "hi").status_code == 200
+    assert httpx.get(small.url + "/health").status_code == 200                     # open: for load balancers
+    assert httpx.get(small.url + "/metrics").status_code == 401
+    assert "locollm_requests_total" in httpx.get(small.url + "/metrics", headers={"Authorization": "Bearer sk-test-123"}).text
+
+def test_overload_is_429_with_retry_after(small):
+    c = small.client("sk-test-123")
+    out = [None] * 6
+    def one(i):
+        try: out[i] = (chat(c, "base", "Count from 1 to 100.", max_tokens=24).status_code, None)
+        except openai.APIStatusError as e: out[i] = (e.status_code, e.response.headers.get("retry-after"))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    codes = sorted(s for s, _ in out)
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1 and codes.count(200) >= 2, codes   # one running + one queued get served
+    assert all(ra is not None and int(ra) >= 1 for s, ra in out if s == 429)
+    assert small.metrics("sk-test-123")["rejected"] == codes.count(429)
+    assert small.health()["status"] == "ok" and chat(c, "auto", "hi").status_code == 200
+
+# ---------------------------------------------------------------- scale-out: export and router sidecar
+
+@pytest.fixture(scope="module")
+def peft_proj(proj):
+    "math-a and code-a also get (fake) peft folders; math-b stays GGUF-only."
+    from locollm.scaleout import _fake_peft
+    with Registry.edit(proj) as reg:
+        for name in ("math-a", "code-a"):
+            rel = f"adapters/{name}/peft"
+            _fake_peft(proj.parent/rel, 16 if name == "code-a" else 8)
+            card = reg.adapter(name)
+            card.files = card.files.model_copy(update={"peft": rel})
+            card.sha256 = {**card.sha256, **{f"{rel}/{f}": sha256_file(proj.parent/rel/f) for f in ("adapter_config.json", "adapter_model.safetensors")}}
+    return proj
+
+def test_export_vllm_and_lorax(peft_proj, tmp_path):
+    r = subprocess.run([*LOCO, "--registry", str(peft_proj), "export", "vllm", "--out", str(tmp_path/"vllm")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped adapter 'math-b': no peft files" in r.stderr
+    script = (tmp_path/"vllm/serve-vllm.sh").read_text()
+    root = peft_proj.parent.resolve()
+    assert "vllm serve google/gemma-3-270m" in script and "--enable-lora" in script and "--max-lora-rank 16" in script
+    assert f"--lora-modules math-a={root}/adapters/math-a/peft code-a={root}/adapters/code-a/peft" in script
+    assert subprocess.run(["bash", "-n", str(tmp_path/"vllm/serve-vllm.sh")]).returncode == 0
+    assert json.loads((tmp_path/"vllm/upstream.json").read_text())["models"] == {"math-a": "math-a", "code-a": "code-a"}
+    r = subprocess.run([*LOCO, "--registry", str(peft_proj), "export", "lorax", "--out", str(tmp_path/"lorax"), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["adapters"] == ["math-a", "code-a"] and any("math-b" in w for w in res["warnings"])
+    ids = {a["name"]: a["adapter_id"] for a in json.loads((tmp_path/"lorax/lorax.json").read_text())["adapters"]}
+    assert ids == {"math-a": "/data/adapters/math-a/peft", "code-a": "/data/adapters/code-a/peft"}
+
+def fake_upstream():
+    "A loopback stand-in for vLLM's OpenAI API: answers 'echo from <model>', records what it was sent."
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+    from locollm.serve import serve_in_thread
+    seen = []
+    async def chat(request):
+        body = await request.json(); seen.append(body)
+        text = f"echo from {body['model']}"
+        if body.get("stream"):
+            async def sse():
+                for w in text.split(" "):
+                    yield "data: " + json.dumps({"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                                                 "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}) + "\n\n"
+                yield "data: [DONE]\n\n"
+            return StreamingResponse(sse(), media_type="text/event-stream")
+        return JSONResponse({"id": "up-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}})
+    url, stop = serve_in_thread(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])]))
+    return url, stop, seen
+
+def test_router_sidecar_forwards_to_the_chosen_adapter(peft_proj, tmp_path):
+    subprocess.run([*LOCO, "--registry", str(peft_proj), "export", "vllm", "--out", str(tmp_path/"vllm")], capture_output=True, check=True)
+    up, stop_up, seen = fake_upstream()
+    side = Served(peft_proj, "--upstream", up + "/v1", "--upstream-map", tmp_path/"vllm/upstream.json")
+    try:
+        c = side.client()
+        assert [m.id for m in c.models.list().data] == ["auto", "math-a", "code-a", "base"]
+        raw = chat(c, "auto", MATH_Q)
+        r = raw.parse()
+        assert seen[-1]["model"] == "math-a" and r.choices[0].message.content == "echo from math-a"
+        assert raw.headers["x-locollm-adapter"] == "math-a" and r.model_extra["locollm"]["upstream_model"] == "math-a"
+        assert seen[-1]["messages"] == [{"role": "user", "content": MATH_Q}] and seen[-1]["max_tokens"] == 4   # the rest goes on unchanged
+        chat(c, "auto", GENERAL_Q); assert seen[-1]["model"] == "gemma3-270m-q4_k_m"    # base: the registry's base-model name
+        chat(c, "code-a", "hi"); assert seen[-1]["model"] == "code-a"
+        with pytest.raises(openai.NotFoundError): chat(c, "math-b", "hi")                  # not on the upstream
+        chunks = list(c.chat.completions.create(model="auto", messages=[{"role": "user", "content": MATH_Q}], max_tokens=4, stream=True))
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == "echo from math-a "
+        stop_up()
+        with pytest.raises(openai.APIStatusError) as e: chat(c, "auto", MATH_Q)
+        assert e.value.status_code == 502 and e.value.body["code"] == "upstream_unreachable"
+        assert side.health()["status"] == "ok"
+    finally:
+        side.stop(); stop_up()
