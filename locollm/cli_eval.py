@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['eval_']
 
-# %% ../nbs/94_cli_eval.ipynb #a76cb898
+# %% ../nbs/94_cli_eval.ipynb #991130f0
 from pathlib import Path
 from typing import List, Optional
 import typer
@@ -13,7 +13,7 @@ from rich.table import Table
 from .cli import app, state, load_registry, print_json, console
 from .evaluate import evaluate_adapter
 
-# %% ../nbs/94_cli_eval.ipynb #1c8a3b12
+# %% ../nbs/94_cli_eval.ipynb #91c0e955
 def _split(values) -> list[str] | None:
     out = [v.strip() for x in (values or []) for v in x.split(",") if v.strip()]
     return out or None
@@ -21,7 +21,8 @@ def _split(values) -> list[str] | None:
 def _table(d: dict) -> Table:
     t = Table(title=f"{d['adapter'] or 'base model'} on {d['base_model']['name']}")
     for col in ("benchmark", "metric", "n", "adapter [95% CI]", "base [95% CI]", "diff", "test", "p"): t.add_column(col)
-    ci = lambda v, c: f"{v:.3f} [{c[0]:.3f}, {c[1]:.3f}]"
+    f = lambda x: "—" if x is None or x != x else f"{x:.3f}"
+    ci = lambda v, c: f"{f(v)} [{f(c[0])}, {f(c[1])}]"
     for b in d["benchmarks"]:
         if p := b["paired"]: t.add_row(b["name"], b["metric"], str(b["n"]), ci(p["adapter"], p["adapter_ci"]), ci(p["base"], p["base_ci"]), f"{p['diff']:+.3f}", p["test"], f"{p['p_value']:.3g}")
         else: t.add_row(b["name"], b["metric"], str(b["n"]), "—", ci(b["base"][b["metric"]], b["base_ci"]), "—", "—", "—")

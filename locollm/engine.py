@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['AdapterSet', 'BACKENDS', 'adapter_set', 'Generation', 'Backend', 'LlamaCppBackend', 'make_backend']
 
-# %% ../nbs/04_engine.ipynb #fb3055b6
+# %% ../nbs/04_engine.ipynb #5d916dc5
 import ctypes, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .core import LocoError
 from .registry import Registry
 from .models import base_model_path, read_gguf
 
-# %% ../nbs/04_engine.ipynb #3d3aaad3
+# %% ../nbs/04_engine.ipynb #b4f55de6
 AdapterSet = None | str | dict[str, float]
 
 def adapter_set(adapters: AdapterSet) -> dict[str, float]:
@@ -23,7 +23,7 @@ def adapter_set(adapters: AdapterSet) -> dict[str, float]:
     if isinstance(adapters, str): return {adapters: 1.0}
     return {k: float(v) for k, v in adapters.items()}
 
-# %% ../nbs/04_engine.ipynb #b5bec8cb
+# %% ../nbs/04_engine.ipynb #905f9a63
 @dataclass
 class Generation:
     "A generated answer and its cost."
@@ -54,7 +54,7 @@ class Backend(Protocol):
                  on_token: Callable[[str], None] | None = None) -> Generation: ...
     def close(self) -> None: ...
 
-# %% ../nbs/04_engine.ipynb #b9b3295f
+# %% ../nbs/04_engine.ipynb #cbb704ab
 def _quiet():
     from llama_cpp._utils import suppress_stdout_stderr
     return suppress_stdout_stderr(disable=bool(os.environ.get("LOCOLLM_VERBOSE")))
@@ -87,7 +87,7 @@ class LlamaCppBackend:
     @property
     def adapters(self) -> list[str]: return list(self._lora)
 
-# %% ../nbs/04_engine.ipynb #8a2a4dd7
+# %% ../nbs/04_engine.ipynb #d968c4e9
 from fastcore.basics import patch
 
 @patch
@@ -105,7 +105,7 @@ def add_adapter(self: LlamaCppBackend, name: str, path: str | Path) -> None:
 
 @patch
 def use(self: LlamaCppBackend, adapters: AdapterSet = None) -> dict[str, float]:
-    "Make `adapters` the context's adapter set (a no-op when unchanged); clears the KV cache on a change."
+    "Make `adapters` the context's adapter set (a no-op when unchanged)."
     import llama_cpp
     want = adapter_set(adapters)
     if unknown := [n for n in want if n not in self._lora]:
@@ -115,18 +115,24 @@ def use(self: LlamaCppBackend, adapters: AdapterSet = None) -> dict[str, float]:
     ptrs = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*[self._lora[k] for k in want]) if n else None
     scales = (ctypes.c_float * n)(*want.values()) if n else None
     if llama_cpp.llama_set_adapters_lora(self.llm.ctx, ptrs, n, scales): raise LocoError(f"llama.cpp refused the adapter set {want}", "report this as a bug with `loco doctor --json`")
-    self.llm.reset()
-    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
     self._active = want
     return want
 
-# %% ../nbs/04_engine.ipynb #b6972228
+@patch
+def clear_cache(self: LlamaCppBackend) -> None:
+    "Empty the KV cache, so the next prompt is read from scratch."
+    import llama_cpp
+    self.llm.reset()
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
+
+# %% ../nbs/04_engine.ipynb #ec3f8e7f
 @patch
 def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *, max_tokens: int = 256, temperature: float = 0.0,
              top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None, raw: bool = False,
              on_token: Callable[[str], None] | None = None) -> Generation:
     "Answer `prompt` with the adapter set `adapters` (None = base model)."
     used = self.use(adapters)
+    self.clear_cache()
     text = prompt if raw else self.prompt_format.format(prompt=prompt)
     t0, first, parts, finish = time.perf_counter(), None, [], None
     stream = self.llm.create_completion(text, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -153,8 +159,9 @@ def close(self: LlamaCppBackend) -> None:
     self._lora.clear()
     self.llm.close()
 
-# %% ../nbs/04_engine.ipynb #c261875d
-BACKENDS = {"llama.cpp": "locollm.engine.LlamaCppBackend"}
+# %% ../nbs/04_engine.ipynb #4b839279
+BACKENDS = {"llama.cpp": "locollm.engine.LlamaCppBackend", "ollama": "locollm.ollama_backend.OllamaBackend",
+            "transformers": "locollm.hf_backend.TransformersBackend"}
 
 def make_backend(registry: Registry, name: str = "llama.cpp", **kw) -> Backend:
     "The backend called `name`, loaded with the registry's base model and adapters."

@@ -6,16 +6,16 @@
 __all__ = ['QUANT_TYPES', 'TensorInfo', 'GGUFLayout', 'gguf_layout', 'read_tensor', 'LoRAWeights', 'read_gguf_lora',
            'write_merged', 'quantize_gguf', 'merge_lora', 'next_token_agreement']
 
-# %% ../nbs/04c_merge.ipynb #af454101
+# %% ../nbs/04c_merge.ipynb #59676de9
 import collections, mmap, os, re, struct, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from .core import LocoError, atomic_path
+from .core import LocoError, atomic_path, sha256_file
 from .models import read_gguf
 
-# %% ../nbs/04c_merge.ipynb #a3665582
+# %% ../nbs/04c_merge.ipynb #10e8dce3
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # byte size of GGUF scalar value types
 _STRING, _ARRAY = 8, 9
 
@@ -37,6 +37,7 @@ class GGUFLayout:
     alignment: int
     data_start: int
     tensors: list[TensorInfo]
+    meta: dict            # scalar and string metadata values (arrays are skipped)
 
 def gguf_layout(path: str | Path) -> GGUFLayout:
     "The layout of the GGUF file at `path` (metadata span, tensor table), read without materialising arrays."
@@ -61,11 +62,13 @@ def gguf_layout(path: str | Path) -> GGUFLayout:
         if m[:4] != b"GGUF": raise ValueError("bad magic bytes")
         pos = 4
         version, n_tensors, n_kv = take("I"), take("Q"), take("Q")
-        kv_start, alignment = pos, 32
+        kv_start, meta = pos, {}
         for _ in range(n_kv):
             key, t = string(), take("I")
-            if key == "general.alignment" and t == 4: alignment = take("I")
+            if t == _STRING: meta[key] = string()
+            elif t in _SIZES: meta[key] = take({0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}[t])
             else: skip(t)
+        alignment = int(meta.get("general.alignment", 32))
         kv_end, tensors = pos, []
         for _ in range(n_tensors):
             name, nd = string(), take("I")
@@ -75,9 +78,9 @@ def gguf_layout(path: str | Path) -> GGUFLayout:
             tensors.append(TensorInfo(name, ne, tt, off, int(np.prod(ne)) // block * size))
         data_start = -(-pos // alignment) * alignment
         if tensors and data_start + max(t.offset + t.nbytes for t in tensors) > len(m): raise EOFError("tensor data runs past the end of the file")
-        return GGUFLayout(version, n_kv, (kv_start, kv_end), alignment, data_start, tensors)
+        return GGUFLayout(version, n_kv, (kv_start, kv_end), alignment, data_start, tensors, meta)
 
-# %% ../nbs/04c_merge.ipynb #a22d5e23
+# %% ../nbs/04c_merge.ipynb #c338da1e
 def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -> np.ndarray:
     "The tensor `name` of the GGUF file at `path`, dequantized to float32."
     import gguf
@@ -88,7 +91,7 @@ def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -
     raw = np.fromfile(path, dtype=np.uint8, count=t.nbytes, offset=lay.data_start + t.offset)
     return dequantize(raw.reshape(int(np.prod(t.ne[1:])), -1), gguf.GGMLQuantizationType(t.type)).reshape(tuple(reversed(t.ne)))
 
-# %% ../nbs/04c_merge.ipynb #6fa6e6de
+# %% ../nbs/04c_merge.ipynb #fc78ea20
 @dataclass
 class LoRAWeights:
     "The tensors of a GGUF LoRA: `{weight name: (A, B)}`, its alpha and the architecture it was made for."
@@ -112,7 +115,7 @@ def read_gguf_lora(path: str | Path) -> LoRAWeights:
     if bad := [w for w, ab in pairs.items() if len(ab) != 2]: raise LocoError(f"{path}: {bad[0]} has lora_a or lora_b but not both", "export the adapter again")
     return LoRAWeights(info.architecture, alpha, {w: (ab["lora_a"], ab["lora_b"]) for w, ab in pairs.items()})
 
-# %% ../nbs/04c_merge.ipynb #c3d91ce3
+# %% ../nbs/04c_merge.ipynb #fc661794
 def _check_fits(lora: LoRAWeights, lay: GGUFLayout, arch: str, name: str) -> None:
     if lora.architecture != arch: raise LocoError(f"adapter {name} is for {lora.architecture} but the base model is {arch}", "use an adapter trained on the registry's base model")
     by_name = {t.name: t for t in lay.tensors}
@@ -124,6 +127,15 @@ def _check_fits(lora: LoRAWeights, lay: GGUFLayout, arch: str, name: str) -> Non
 
 def _pad(f, align: int) -> None: f.write(b"\0" * (-f.tell() % align))
 
+def _kv(key: str, value) -> bytes:
+    "One GGUF key-value pair (string or float32 value)."
+    k = key.encode()
+    head = struct.pack(f"<Q{len(k)}s", len(k), k)
+    if isinstance(value, str):
+        v = value.encode()
+        return head + struct.pack(f"<IQ{len(v)}s", _STRING, len(v), v)
+    return head + struct.pack("<If", 6, float(value))
+
 def write_merged(base: str | Path, lora: str | Path, out: str | Path, scale: float = 1.0,
                  on_tensor: Callable[[int, int], None] | None = None) -> Path:
     "Write `base` with the LoRA at `lora` folded into its weights (adapted weights as F32) to `out`, atomically."
@@ -132,9 +144,12 @@ def write_merged(base: str | Path, lora: str | Path, out: str | Path, scale: flo
     info, lw = read_gguf(base), read_gguf_lora(lora)
     lay = gguf_layout(base)
     _check_fits(lw, lay, info.architecture, Path(lora).name)
+    extra = {"locollm.merge.lora_sha256": sha256_file(lora), "locollm.merge.scale": scale, "locollm.merge.base": Path(base).name}
+    extra = {k: v for k, v in extra.items() if k not in lay.meta}  # merging into an already merged file keeps the first record
     with open(base, "rb") as fb, mmap.mmap(fb.fileno(), 0, access=mmap.ACCESS_READ) as m, atomic_path(out) as tmp, open(tmp, "wb") as f:
-        f.write(struct.pack("<4sIQQ", b"GGUF", 3, len(lay.tensors), lay.n_kv))
+        f.write(struct.pack("<4sIQQ", b"GGUF", 3, len(lay.tensors), lay.n_kv + len(extra)))
         f.write(m[lay.kv_span[0]:lay.kv_span[1]])
+        for k, v in extra.items(): f.write(_kv(k, v))
         off = 0
         for t in lay.tensors:
             tt, nb = (0, int(np.prod(t.ne)) * 4) if t.name in lw.tensors else (t.type, t.nbytes)  # 0 = GGML F32
@@ -156,7 +171,7 @@ def write_merged(base: str | Path, lora: str | Path, out: str | Path, scale: flo
         f.flush(); os.fsync(f.fileno())
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #58d79035
+# %% ../nbs/04c_merge.ipynb #14ee0953
 QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7, "F16": 1}  # llama_ftype values
 
 _QUANTIZE = """
@@ -181,11 +196,12 @@ def quantize_gguf(src: str | Path, out: str | Path, kind: str = "Q4_K_M", on_ten
                                      "check free disk space and that llama-cpp-python is up to date")
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #ba475c4d
+# %% ../nbs/04c_merge.ipynb #29046c4a
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float = 1.0, quantize: str | None = "Q4_K_M",
                progress: bool = False) -> Path:
     "Fold the GGUF LoRA `lora` into the base model `base` and write `out` (quantized to `quantize`, e.g. Q4_K_M)."
     from rich.progress import Progress
+    if quantize is not None and quantize not in QUANT_TYPES: raise LocoError(f"unknown quantization '{quantize}'", f"use one of: {', '.join(QUANT_TYPES)}")
     out = Path(out)
     with Progress(disable=not progress, transient=True) as bar:
         t1 = bar.add_task(f"merging {Path(lora).name}", total=None)
@@ -200,7 +216,7 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float
         finally: mid.unlink(missing_ok=True)
     return out
 
-# %% ../nbs/04c_merge.ipynb #080ae966
+# %% ../nbs/04c_merge.ipynb #e240e68c
 def _next_token_logits(backend, adapters, prompt: str, n: int, forced: list[int] | None = None) -> np.ndarray:
     "Next-token logits of `backend` at `n` positions after `prompt`: its own greedy path, or the `forced` tokens."
     import llama_cpp

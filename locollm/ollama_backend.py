@@ -6,7 +6,7 @@
 __all__ = ['BASE', 'SAMPLING', 'ollama_model_name', 'ollama_template', 'OllamaModelSpec', 'keep_alive_value', 'push_blob',
            'create_ollama_model', 'export_ollama', 'OllamaBackend']
 
-# %% ../nbs/04b_ollama.ipynb #9cf6a130
+# %% ../nbs/04b_ollama.ipynb #78375991
 import os, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ from .registry import AdapterFiles, Registry
 from .models import base_model_path, read_gguf
 from .engine import AdapterSet, Generation, adapter_set
 
-# %% ../nbs/04b_ollama.ipynb #6310bc8e
+# %% ../nbs/04b_ollama.ipynb #472a6045
 BASE = "base"  # what `loco export ollama base` and `loco ask --adapter base` call the base model
 
 def ollama_model_name(reg: Registry, adapter: str | None = None) -> str:
@@ -25,7 +25,7 @@ def ollama_model_name(reg: Registry, adapter: str | None = None) -> str:
     card = reg.adapter(adapter)
     return card.files.ollama_model or f"locollm-{card.name}"
 
-# %% ../nbs/04b_ollama.ipynb #17a606bb
+# %% ../nbs/04b_ollama.ipynb #f6cb6b8e
 _Q = "\x00QUERY\x00"
 
 def ollama_template(prompt_format: str, prompt_template: str = "{query}") -> str:
@@ -33,10 +33,10 @@ def ollama_template(prompt_format: str, prompt_template: str = "{query}") -> str
     text = prompt_format.format(prompt=prompt_template.format(query=_Q))
     return "{{ .Prompt }}".join(part.replace("{{", '{{"{{"}}') for part in text.split(_Q))
 
-# %% ../nbs/04b_ollama.ipynb #bbf1ccc4
+# %% ../nbs/04b_ollama.ipynb #d666432a
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
 
-# %% ../nbs/04b_ollama.ipynb #1758430c
+# %% ../nbs/04b_ollama.ipynb #df638b45
 def _mf_quote(value: str, triple: bool = False) -> str:
     "A Modelfile value as Ollama's parser reads it (no escapes: quotes delimit, newlines stay literal)."
     if '"""' in value: raise LocoError(f"cannot write {value!r} in a Modelfile (it contains \"\"\")", "remove the triple quote from the registry's prompt format or stop strings")
@@ -71,7 +71,7 @@ class OllamaModelSpec:
         lines += [f"LICENSE {_mf_quote(l, triple=True)}" for l in self.license]
         return "\n".join(lines) + "\n"
 
-# %% ../nbs/04b_ollama.ipynb #ee66ec72
+# %% ../nbs/04b_ollama.ipynb #67eea918
 def keep_alive_value(v: str | float | None) -> str | float | None:
     "A keep_alive for Ollama's API: a number of seconds stays a number (the server reads strings as Go durations: '5m', '1h')."
     if v is None or isinstance(v, (int, float)): return v
@@ -112,7 +112,7 @@ def create_ollama_model(client, spec: OllamaModelSpec, on_status: Callable[[str]
                            parameters=spec.api_parameters(), license=spec.license or None, stream=True):
         if on_status and p.status: on_status(p.status)
 
-# %% ../nbs/04b_ollama.ipynb #13f5c125
+# %% ../nbs/04b_ollama.ipynb #50508710
 def _call(client, fn, *args, adapter: str | None = None, model: str | None = None, **kw):
     "Call `fn(*args, **kw)` (a client method, or a generator of one) with Ollama's errors made one-line."
     import httpx, ollama
@@ -136,33 +136,35 @@ def _stream(client, it, **who):
         try: yield _call(client, next, it, **who)
         except StopIteration: return
 
-# %% ../nbs/04b_ollama.ipynb #aa3a04a1
+# %% ../nbs/04b_ollama.ipynb #5b49e6b2
 def _base_spec(reg: Registry) -> OllamaModelSpec:
     bm = reg.data.base_model
     return OllamaModelSpec(ollama_model_name(reg), base_model_path(reg), ollama_template(bm.prompt_format), list(bm.stop))
 
-def _merged_file(reg: Registry, name: str, progress: bool) -> tuple[Path, bool]:
-    "The adapter's merged Q4_K_M GGUF (built now if missing) and whether it was built."
-    from locollm.merge import merge_lora
+def _merged_file(reg: Registry, name: str, progress: bool) -> Path:
+    "The adapter's merged Q4_K_M GGUF: the registry's `files.merged_gguf`, else `merged-q4_k_m.gguf` beside its LoRA (re-built when stale)."
+    from locollm.merge import gguf_layout, merge_lora
     card = reg.adapter(name)
-    if card.files.merged_gguf and (reg.root/card.files.merged_gguf).is_file(): return reg.root/card.files.merged_gguf, False
+    if card.files.merged_gguf:
+        path = reg.root/card.files.merged_gguf
+        if not path.is_file(): raise LocoError(f"{path} does not exist", f"restore it, or remove files.merged_gguf of '{name}' so that it is rebuilt from the LoRA")
+        return path
     if not card.files.gguf_lora: raise LocoError(f"adapter '{name}' has no GGUF LoRA to merge", f"export it first with `loco export gguf {name}`")
     lora = reg.root/card.files.gguf_lora
-    out = lora.with_name(f"{name}.merged-q4_k_m.gguf")
-    return merge_lora(base_model_path(reg), lora, out, progress=progress), True
+    out = lora.with_name("merged-q4_k_m.gguf")
+    if out.is_file() and gguf_layout(out).meta.get("locollm.merge.lora_sha256") == sha256_file(lora): return out
+    return merge_lora(base_model_path(reg), lora, out, progress=progress)
 
-def _adapter_spec(reg: Registry, name: str, merged: bool, progress: bool) -> tuple[OllamaModelSpec, Path | None]:
+def _adapter_spec(reg: Registry, name: str, merged: bool, progress: bool) -> OllamaModelSpec:
     card, bm = reg.adapter(name), reg.data.base_model
     template, lic = ollama_template(bm.prompt_format, card.prompt_template), [card.licence, *card.data_licences]
-    if merged:
-        path, built = _merged_file(reg, name, progress)
-        return OllamaModelSpec(ollama_model_name(reg, name), path, template, list(bm.stop), license=lic), path if built else None
+    if merged: return OllamaModelSpec(ollama_model_name(reg, name), _merged_file(reg, name, progress), template, list(bm.stop), license=lic)
     if not card.files.gguf_lora: raise LocoError(f"adapter '{name}' has no GGUF LoRA", f"export it first with `loco export gguf {name}`, or pass --merged if it has a merged GGUF")
     lora = reg.root/card.files.gguf_lora
     info, arch = read_gguf(lora), read_gguf(base_model_path(reg)).architecture  # one-line errors for a missing or corrupt file
     if info.kind != "adapter" or info.architecture != arch:
         raise LocoError(f"{lora} is not a GGUF LoRA for {arch} (it is a {info.architecture} {info.kind})", f"export the adapter again with `loco export gguf {name}`")
-    return OllamaModelSpec(ollama_model_name(reg, name), base_model_path(reg), template, list(bm.stop), adapter=lora, license=lic), None
+    return OllamaModelSpec(ollama_model_name(reg, name), base_model_path(reg), template, list(bm.stop), adapter=lora, license=lic)
 
 def export_ollama(name: str, registry: str | Path | None = None, merged: bool = False, keep_alive: str | None = None,
                   host: str | None = None, progress: bool = False, on_status: Callable[[str], None] | None = None) -> dict:
@@ -171,8 +173,7 @@ def export_ollama(name: str, registry: str | Path | None = None, merged: bool = 
     if name != BASE: reg.adapter(name)  # an unknown name is reported before anything else
     client = _client(host)
     _call(client, client.list)  # is a server there? (before a merge that takes a while)
-    if name == BASE: spec, built = _base_spec(reg), None
-    else: spec, built = _adapter_spec(reg, name, merged, progress)
+    spec = _base_spec(reg) if name == BASE else _adapter_spec(reg, name, merged, progress)
     folder = reg.root/"adapters"/BASE if name == BASE else (spec.adapter or spec.gguf).parent
     mf = atomic_write_text(folder/"Modelfile", spec.modelfile(folder, reg.root, comment=(
         f"Written by `loco export ollama {name}{' --merged' if merged else ''}` (LocoLLM {code_version()}).\n"
@@ -184,18 +185,13 @@ def export_ollama(name: str, registry: str | Path | None = None, merged: bool = 
     if name != BASE:
         with Registry.edit(reg.path) as r:
             card = r.adapter(name)
-            files = card.files.model_dump(exclude_none=True) | {"ollama_model": spec.model}
-            if built is not None:
-                rel = built.relative_to(r.root).as_posix()
-                files["merged_gguf"] = rel
-                card.sha256 = {**card.sha256, rel: sha256_file(built)}
-            card.files = AdapterFiles(**files)
+            card.files = AdapterFiles(**(card.files.model_dump(exclude_none=True) | {"ollama_model": spec.model}))
     if keep_alive: _call(client, client.generate, spec.model, keep_alive=keep_alive_value(keep_alive), adapter=name, model=spec.model)
     return {"adapter": name, "model": spec.model, "mode": BASE if name == BASE else ("merged" if merged else "lora"),
             "modelfile": str(mf), "from": str(spec.gguf), "lora": str(spec.adapter) if spec.adapter else None,
             "base_model": base.model, "host": _host(client), "keep_alive": keep_alive}
 
-# %% ../nbs/04b_ollama.ipynb #8c2a14d2
+# %% ../nbs/04b_ollama.ipynb #476c04ec
 class OllamaBackend:
     "Answer through an Ollama server, one Ollama model per adapter (plus one for the base model)."
     name = "ollama"
@@ -240,7 +236,7 @@ class OllamaBackend:
         "Close the HTTP connections (the server keeps models loaded for `keep_alive`)."
         getattr(self.client, "close", lambda: None)()
 
-# %% ../nbs/04b_ollama.ipynb #f0307c24
+# %% ../nbs/04b_ollama.ipynb #8e1b14fb
 from fastcore.basics import patch
 
 @patch

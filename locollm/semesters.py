@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['SEMESTER', 'TREND_METRICS', 'system_metrics', 'archive_semester', 'trend_report']
 
-# %% ../nbs/10b_semesters.ipynb #54b92a5f
+# %% ../nbs/10b_semesters.ipynb #fe06e106
 import json, re
 from pathlib import Path
 from .core import LocoError, atomic_write_text
 from .registry import Registry
 from .reports import composite, machine_info
 
-# %% ../nbs/10b_semesters.ipynb #3e57c04f
+# %% ../nbs/10b_semesters.ipynb #085af308
 SEMESTER = re.compile(r"^\d{4}-S[1-9]$")
 
 def _get(d, *keys):
@@ -26,7 +26,8 @@ def system_metrics(results_dir: str | Path) -> dict:
     results_dir = Path(results_dir)
     load = lambda n: json.loads((results_dir/n).read_text()) if (results_dir/n).is_file() else {}
     serving, routers = load("serving.json"), load("routers.json")
-    return {"routing_accuracy": _get(routers, "best", "accuracy"), "routing_accuracy_source": "results/routers.json",
+    best = max(_get(routers, "results", "test") or [], key=lambda r: r["accuracy"], default={})
+    return {"routing_accuracy": best.get("accuracy"), "routing_router": best.get("router"), "routing_accuracy_source": "results/routers.json (test split)",
             "latency_ms_p50": _get(serving, "latency", "total_ms_p50"), "latency_ms_p95": _get(serving, "latency", "total_ms_p95"),
             "peak_ram_bytes": _get(serving, "memory", "peak_rss_bytes", "0"), "serving_source": "results/serving.json"}
 
@@ -42,7 +43,7 @@ def archive_semester(reg: Registry, semester: str, archive_dir: str | Path, resu
     atomic_write_text(out, json.dumps(snap, indent=2))
     return out
 
-# %% ../nbs/10b_semesters.ipynb #824d4d27
+# %% ../nbs/10b_semesters.ipynb #10b1577c
 TREND_METRICS = ["composite_swarm", "composite_base", "routing_accuracy", "latency_ms_p50", "latency_ms_p95", "peak_ram_bytes"]
 
 def trend_report(archive_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path]:

@@ -217,8 +217,12 @@ class FakeOllama:
                 text += w; count += 1; on_piece(w)
             p_tokens, done_reason = len(prompt.split()), reason
         else:
+            import llama_cpp
             with self.lock:
                 b = self._backend(m)
+                # every request starts from an empty KV cache: llama-cpp-python's prefix reuse gives a different greedy
+                # answer for a repeated prompt on Gemma 3 (sliding-window cache), and a fresh answer is what we compare
+                b.llm.reset(); llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(b.llm.ctx), True)
                 g = b.generate(prompt, {d: 1.0 for d in m["adapters"].values()}, raw=True, max_tokens=n, stop=stop,
                                temperature=float(opts.get("temperature", 0.8)), top_p=float(opts.get("top_p", 0.9)),
                                seed=int(opts.get("seed", 0)), on_token=on_piece)

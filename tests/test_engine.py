@@ -88,3 +88,8 @@ def test_stream_prints_the_same_answer(project):
     q = ["ask", "Name three fruits.", "--adapter", "base", "--max-tokens", "16"]
     plain, streamed = run_loco(*q, registry=project), run_loco(*q, "--stream", registry=project)
     assert plain.stdout.splitlines()[0].strip() and plain.stdout.split("—")[0].strip() == streamed.stdout.split("—")[0].strip()
+
+def test_the_same_request_gets_the_same_greedy_answer(engine):
+    # Gemma 3's sliding-window KV cache made a reused prefix change greedy answers; every request starts clean.
+    for ad in (None, "a"):
+        assert len({engine.generate("Name a colour.", ad, max_tokens=8).text for _ in range(3)}) == 1

@@ -202,6 +202,16 @@ def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
     assert first / second >= 50, (first, second)
 
 @pytest.mark.slow
+def test_eval_base_alone(project):
+    r = loco(project, "eval", "base", "--benchmarks", "writing,summarisation", "--limit", "2", "--max-tokens", "16", "--threads", "1", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert d["adapter"] is None and d["verdict"] is None and d["registry_updated"] is False
+    w, s = d["benchmarks"]
+    assert (w["name"], w["metric"], w["paired"], w["n"]) == ("writing-judge", "rubric_score", None, 2)
+    assert s["metric"] == "rougeL" and 0 <= s["base"]["rougeL"] <= 1 and s["base_ci"][0] <= s["base"]["rougeL"] <= s["base_ci"][1]
+
+@pytest.mark.slow
 def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):
     monkeypatch.setenv("LOCOLLM_DATA", str(data_dir(REPO)))
     from locollm.evaluate import evaluate_adapter

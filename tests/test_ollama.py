@@ -3,7 +3,7 @@ through the real `ollama` client against tests/fake_ollama.py (no Ollama server 
 
 The fake answers with the real embedded engine (engine="llama.cpp") where answers matter, and with a
 deterministic echo where only the protocol does."""
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import ollama
 import pytest
@@ -40,6 +40,7 @@ def make_project(root: Path, base_info) -> Path:
     from locollm.lora import random_lora, target_shapes
     shapes = target_shapes(base_info.path)
     (root/"registry.yaml").write_text((REPO/"registry.yaml").read_text().replace("  adr: docs/adr/0001-base-model.md\n", ""))
+    if (REPO/"routers").is_dir(): shutil.copytree(REPO/"routers", root/"routers")  # the trained router files the registry names
     with Registry.edit(root/"registry.yaml") as reg:
         for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
             rel = f"adapters/{name}/{name}.gguf"
@@ -156,8 +157,9 @@ def test_loco_ask_backend_ollama(proj, server, exported):
     assert json.loads(emb.stdout)["answer"] == a["answer"]  # the embedded default gives the same answer
     routed = loco("ask", q, "--backend", "ollama", "--max-tokens", "6", "--json", registry=proj, host=server.host, env={"LOCOLLM_OLLAMA_KEEP_ALIVE": "0"})
     assert routed.returncode == 0, routed.stderr
-    assert json.loads(routed.stdout)["domain"] == "math"  # no active math adapter: the base model's Ollama model answered
-    assert server.requests[-1][2]["keep_alive"] == "0" and "locollm-gemma3-270m-q4_k_m:latest" not in {m["name"] for m in server.ps()}
+    ra = json.loads(routed.stdout)
+    assert ra["backend"] == "ollama" and ra["adapter"] is None  # no adapter is active: the base model's Ollama model answered
+    assert server.requests[-1][2]["keep_alive"] == 0 and "locollm-gemma3-270m-q4_k_m:latest" not in {m["name"] for m in server.ps()}
 
 def test_model_missing_is_one_line(proj, server, exported):
     one_line_error(loco("ask", "What is 2+2?", "--backend", "ollama", "--adapter", "math-b", registry=proj, host=server.host),
@@ -169,15 +171,25 @@ def test_server_down_is_one_line(proj):
 
 # --- the merged 4-bit path ------------------------------------------------------------------------------
 
-def test_export_merged(proj, server, exported):
+def test_export_merged(proj, server, exported, base_info):
+    before = Registry.load(proj).adapter("math-a").files
     r = loco("export", "ollama", "math-a", "--merged", "--json", registry=proj, host=server.host)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    card = Registry.load(proj, check_files=True).adapter("math-a")  # check_files: the merged file's sha256 was recorded
-    assert res["mode"] == "merged" and card.files.merged_gguf == "adapters/math-a/math-a.merged-q4_k_m.gguf" and res["lora"] is None
+    merged = proj.parent/"adapters/math-a/merged-q4_k_m.gguf"
+    assert res["mode"] == "merged" and res["from"] == str(merged) and res["lora"] is None
+    assert Registry.load(proj, check_files=True).adapter("math-a").files == before  # a local build: the registry only names the Ollama model
     m = server.models["locollm-math-a:latest"]
-    assert m["adapters"] == {} and list(m["files"].values()) == [f"sha256:{sha256_file(proj.parent/card.files.merged_gguf)}"]
+    assert m["adapters"] == {} and list(m["files"].values()) == [f"sha256:{sha256_file(merged)}"]
     mf = (proj.parent/"adapters/math-a/Modelfile").read_text()
-    assert "\nFROM math-a.merged-q4_k_m.gguf\n" in mf and "ADAPTER" not in mf
+    assert "\nFROM merged-q4_k_m.gguf\n" in mf and "ADAPTER" not in mf
     b = OllamaBackend.from_registry(Registry.load(proj), host=server.host)
     assert b.generate("What is 17 times 3?", "math-a", max_tokens=10).text != b.generate("What is 17 times 3?", None, max_tokens=10).text
+    stamp = merged.stat().st_mtime_ns
+    assert loco("export", "ollama", "math-a", "--merged", registry=proj, host=server.host).returncode == 0
+    assert merged.stat().st_mtime_ns == stamp  # up to date: not merged again
+    from locollm.lora import random_lora, target_shapes
+    random_lora(proj.parent/"adapters/math-a/math-a.gguf", target_shapes(base_info.path), "gemma3", seed=42, std=0.05)  # "retrained"
+    assert loco("export", "ollama", "math-a", "--merged", registry=proj, host=server.host).returncode == 0
+    assert merged.stat().st_mtime_ns != stamp  # stale: merged again from the new LoRA
+

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Run every course notebook top to bottom with papermill, as CI does, and report the wall time of each.
+
+    python tools/run_course.py                      # all of course/*.ipynb with `-p ci True` (tiny sizes)
+    python tools/run_course.py 02 05                # only the notebooks whose names start with 02 or 05
+    python tools/run_course.py --full 00            # the real lesson: the notebook's own defaults
+
+Each notebook runs with `course/` as its working folder (as when a student opens it in JupyterLab);
+the executed copies go to `--out` (default `artifacts/course/`, gitignored), with `timings.json`.
+Before running, the committed notebooks are checked: each must be clean (no outputs, no execution
+counts) and have a cell tagged `parameters` that defines `ci`, so that `-p ci True` really shrinks it.
+The exit code is 1 if any check fails or any notebook raises; the error of each failed notebook is
+printed, and the run goes on with the next one so that one report lists every failure.
+"""
+from __future__ import annotations
+import argparse, json, os, re, sys, time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COURSE = REPO/"course"
+
+def notebooks(prefixes: list[str]) -> list[Path]:
+    "The course notebooks in order, or those whose names start with one of `prefixes`."
+    nbs = sorted(COURSE.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in nbs if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+
+def check(path: Path) -> list[str]:
+    "Problems with a committed course notebook: outputs left in it, or no `parameters` cell defining `ci`."
+    nb, problems = json.loads(path.read_text(encoding="utf-8")), []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if any(c.get("outputs") or c.get("execution_count") for c in code):
+        problems.append("has outputs or execution counts: commit it clean (nbdev_clean, or rebuild it from its source)")
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(params) != 1: problems.append(f"needs exactly one cell tagged `parameters` (has {len(params)})")
+    elif not re.search(r"^ci\s*=", "".join(params[0]["source"]), re.M): problems.append("its `parameters` cell does not define `ci`")
+    return problems
+
+def run(path: Path, out: Path, full: bool, timeout: int) -> tuple[float, str | None]:
+    "Execute one notebook; `(seconds, error or None)`."
+    import papermill as pm
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(out/path.name), parameters={} if full else {"ci": True}, cwd=str(COURSE),
+                            progress_bar=False, log_output=False, execution_timeout=timeout, kernel_name="python3")
+        return time.perf_counter() - t0, None
+    except Exception as e:  # PapermillExecutionError (a cell raised), a timeout, a dead kernel
+        return time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("only", nargs="*", help="run only notebooks whose names start with these (e.g. 00 03)")
+    ap.add_argument("--out", type=Path, default=REPO/"artifacts"/"course", help="folder for the executed notebooks")
+    ap.add_argument("--full", action="store_true", help="run the real lesson (the notebooks' defaults), not the CI sizes")
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds a single cell may run")
+    a = ap.parse_args(argv)
+    nbs = notebooks(a.only)
+    if not nbs: print(f"no course notebooks match {a.only} in {COURSE}", file=sys.stderr); return 1
+    bad = {p.name: probs for p in nbs if (probs := check(p))}
+    for name, probs in bad.items():
+        for pr in probs: print(f"course/{name}: {pr}", file=sys.stderr)
+    if bad: return 1
+    a.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    results, total = [], time.perf_counter()
+    for p in nbs:
+        print(f"▶ {p.name} …", flush=True)
+        secs, err = run(p, a.out, a.full, a.timeout)
+        results.append({"notebook": p.name, "seconds": round(secs, 1), "ok": err is None, "error": err})
+        print(f"{'✓' if err is None else '✗'} {p.name}  {secs:6.1f} s" + (f"\n    {err}" if err else ""), flush=True)
+    total = time.perf_counter() - total
+    summary = {"mode": "full" if a.full else "ci", "total_seconds": round(total, 1), "load_average": os.getloadavg()[0], "notebooks": results}
+    (a.out/"timings.json").write_text(json.dumps(summary, indent=2) + "\n")
+    failed = [r["notebook"] for r in results if not r["ok"]]
+    print(f"{len(results) - len(failed)}/{len(results)} course notebooks ran in {total:.1f} s ({'full lesson' if a.full else 'ci = True'}); "
+          f"executed copies in {a.out}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+if __name__ == "__main__":
+    sys.exit(main())
