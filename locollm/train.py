@@ -9,7 +9,7 @@ __all__ = ['AdapterSpec', 'DataSpec', 'LoraSpec', 'TrainingSpec', 'Notes', 'Trai
            'evaluate_loss', 'fit', 'adapter_licence', 'loss_plot', 'fill_template', 'log_values', 'TrainResult',
            'train']
 
-# %% ../nbs/07a_train.ipynb #18176804
+# %% ../nbs/07a_train.ipynb #3865fff5
 import datetime as dt, io, json, math, os, platform, random, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from .registry import AdapterCard, AdapterFiles, Registry, Slug, _key_path, _lin
 from .models import base_model_path, read_gguf
 from .data import PreparedData, prepare, SOURCES
 
-# %% ../nbs/07a_train.ipynb #44b4eb70
+# %% ../nbs/07a_train.ipynb #6e8b1cf0
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,7 +117,7 @@ class TrainConfig(_Strict):
         if "{query}" not in v: raise ValueError("prompt_template must contain {query}, where the user's question goes")
         return v
 
-# %% ../nbs/07a_train.ipynb #651a38e0
+# %% ../nbs/07a_train.ipynb #d862c6c3
 _CONFIG_FIXES = {"extra_forbidden": "remove the key or check its spelling (the keys are listed in docs/adapter-guide.md §3)",
                  "missing": "add this key", "literal_error": "use one of the allowed values"}
 
@@ -144,7 +144,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file(): raise LocoError(f"config file {path} does not exist", "pass the path of a training config, e.g. configs/math-gsm8k.yaml")
     return parse_config(path.read_text(encoding="utf-8"), str(path))
 
-# %% ../nbs/07a_train.ipynb #6fa3fbc6
+# %% ../nbs/07a_train.ipynb #6ff89c6c
 @dataclass
 class Plan:
     "A checked training run: config, registry, prepared data and where outputs go."
@@ -188,7 +188,7 @@ def _dump_config(c: TrainConfig) -> str:
     y.dump(json.loads(c.model_dump_json(exclude_defaults=True)), buf)
     return buf.getvalue()
 
-# %% ../nbs/07a_train.ipynb #09597aca
+# %% ../nbs/07a_train.ipynb #2e6bdfbe
 @dataclass
 class Tokenized:
     "Token ids of one example and where its answer starts."
@@ -212,7 +212,7 @@ def tokenize(rows, tok, prompt_template: str, prompt_format: str, max_seq_len: i
         out.append(Tokenized(p + a, len(p), e.id))
     return out, dropped
 
-# %% ../nbs/07a_train.ipynb #e451c80b
+# %% ../nbs/07a_train.ipynb #f95c7ec8
 def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucketing: bool = True) -> list[list[int]]:
     "The batches (lists of example indices) of one epoch."
     rng = random.Random(f"{seed}/{epoch}")
@@ -227,7 +227,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 
 def padded_tokens(batches, lengths) -> int: return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
-# %% ../nbs/07a_train.ipynb #ed98b18a
+# %% ../nbs/07a_train.ipynb #117b1ecb
 def _causal_lm(model):
     "The `…ForCausalLM` inside a peft model (or the model itself)."
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -255,7 +255,7 @@ def collate(examples: list[Tokenized], pad_id: int):
         lab[i, e.n_prompt:len(e.ids)] = torch.tensor(e.ids[e.n_prompt:])
     return ids, att, lab
 
-# %% ../nbs/07a_train.ipynb #abea21e9
+# %% ../nbs/07a_train.ipynb #14299efe
 def select_device(requested: str = "auto") -> str:
     "`cpu`, `cuda` (transformers + peft on the GPU) or `unsloth` (unsloth on the GPU)."
     import importlib.util, torch
@@ -273,7 +273,7 @@ def select_precision(requested: str, device: str) -> str:
     fast = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if fast else "fp32"
 
-# %% ../nbs/07a_train.ipynb #499f726c
+# %% ../nbs/07a_train.ipynb #70ef27ca
 def load_for_training(c: TrainConfig, reg: Registry, device: str):
     "`(peft model, tokenizer)` ready to train on `device`."
     import torch
@@ -299,7 +299,7 @@ def load_for_training(c: TrainConfig, reg: Registry, device: str):
                                             target_modules=list(c.lora.target_modules), bias="none", task_type="CAUSAL_LM"))
     return model, tok
 
-# %% ../nbs/07a_train.ipynb #27a5d716
+# %% ../nbs/07a_train.ipynb #74eabe64
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     "Multiplier of the learning rate at optimizer step `step` (0-based)."
     if warmup and step < warmup: return (step + 1) / (warmup + 1)
@@ -341,11 +341,15 @@ class _StopOnCtrlC:
 class TrainingInterrupted(LocoError):
     "Training stopped early; the checkpoint it saved can be resumed."
 
-# %% ../nbs/07a_train.ipynb #7002f6cb
+# %% ../nbs/07a_train.ipynb #0aee0193
+def _dev(device: str) -> str:
+    "The torch device of a training path (`unsloth` runs on `cuda`)."
+    return "cpu" if device == "cpu" else "cuda"
+
 def _autocast(device: str, precision: str):
     import contextlib, torch
     if precision != "bf16": return contextlib.nullcontext()
-    return torch.autocast("cuda" if device != "cpu" else "cpu", dtype=torch.bfloat16)
+    return torch.autocast(_dev(device), dtype=torch.bfloat16)
 
 def evaluate_loss(model, examples: list[Tokenized], pad_id: int, batch_size: int, device: str, precision: str) -> float | None:
     "Mean answer-token loss over `examples` (dropout off)."
@@ -356,12 +360,12 @@ def evaluate_loss(model, examples: list[Tokenized], pad_id: int, batch_size: int
     with torch.no_grad(), _autocast(device, precision):
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
         for i in range(0, len(order), batch_size):
-            ids, att, lab = (t.to(device) for t in collate([examples[j] for j in order[i:i + batch_size]], pad_id))
+            ids, att, lab = (t.to(_dev(device)) for t in collate([examples[j] for j in order[i:i + batch_size]], pad_id))
             ls, k = answer_loss(model, ids, att, lab); s += float(ls); n += k
     model.train(was)
     return s / max(n, 1)
 
-# %% ../nbs/07a_train.ipynb #e30d2b76
+# %% ../nbs/07a_train.ipynb #5679fcef
 def _progress(total: int, done: int):
     from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.console import Console
@@ -415,7 +419,7 @@ def fit(model, tok, train_ex: list[Tokenized], val_ex: list[Tokenized], c: Train
                 lr = opt.param_groups[0]["lr"]
                 loss = 0.0
                 for ids, att, lab in batches:  # backward per batch: only one batch's activations are alive at a time
-                    with _autocast(device, precision): ls, _ = answer_loss(model, ids.to(device), att.to(device), lab.to(device))
+                    with _autocast(device, precision): ls, _ = answer_loss(model, *(x.to(_dev(device)) for x in (ids, att, lab)))
                     (ls / n_lab).backward()
                     loss += float(ls.detach()) / n_lab
                 if t.max_grad_norm: torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
@@ -447,7 +451,7 @@ class _null:
     def __enter__(self): return self
     def __exit__(self, *a): pass
 
-# %% ../nbs/07a_train.ipynb #33bbdfb8
+# %% ../nbs/07a_train.ipynb #dd626595
 def adapter_licence(reg: Registry, data: PreparedData) -> str:
     "The adapter's licence: the base model's terms, and non-commercial when any training data is."
     base = "Gemma Terms of Use" if reg.data.base_model.family.startswith("gemma") else f"the licence of {reg.data.base_model.name}"
@@ -474,7 +478,7 @@ def loss_plot(history: list[dict], val_loss: float | None, path: Path) -> Path |
     plt.close(fig)
     return path
 
-# %% ../nbs/07a_train.ipynb #1e285a76
+# %% ../nbs/07a_train.ipynb #deb82880
 import re as _re
 _PLACEHOLDER = _re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
 
@@ -510,7 +514,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
-# %% ../nbs/07a_train.ipynb #3633a6f4
+# %% ../nbs/07a_train.ipynb #2d9c6af0
 def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, precision: str, n_params: tuple[int, int],
                n_long: int, threads: int, peak: int) -> dict:
     "Every placeholder of TRAINING_LOG_TEMPLATE.md, from the plan and the finished run."
@@ -530,7 +534,10 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
     known = c.notes.known_issues or "none known at training time; see the evaluation report for failure cases."
     if d.non_commercial: known += f" Licence: trained on non-commercial data ({', '.join(d.non_commercial)}), so the adapter is for non-commercial research and teaching only" + (" (LIMA is CC BY-NC-SA 4.0: share-alike terms may apply to derivatives)." if "lima" in d.non_commercial else ".")
     if n_long: known += f" {n_long} training rows longer than max_seq_len = {t.max_seq_len} tokens were {'dropped' if c.data.long_examples == 'drop' else 'cut'}."
-    outputs = [[role, f"`{rel(p)}`", f"`{sha256_file(p)[:16]}…`" if p.is_file() else "(folder)", _size(p.stat().st_size) if p.is_file() else ""] for role, p in files.items()]
+    listed = [(role, p) for role, p in files.items() if role not in ("peft", "training_log")]
+    listed = [("peft", p) for p in sorted(files["peft"].iterdir())] + listed
+    outputs = [[role, f"`{rel(p)}`", f"`{sha256_file(p)[:16]}…`", _size(p.stat().st_size)] for role, p in listed]
+    outputs.append(["training_log", f"`{rel(files['training_log'])}`", "(this file)", ""])
     steps_per_epoch = math.ceil(len(run["train_examples"]) / t.batch_size)
     return {
         "adapter_name": c.adapter.name, "adapter_version": c.adapter.version, "domain": c.adapter.domain,
@@ -555,14 +562,15 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
         "extra_packages_table": _table(["package", "version"], [[k, ver[k]] for k in ("gguf", "safetensors", "accelerate", "unsloth")]),
         **_machine(), "gpu": gpu,
         "device": f"{device} ({precision}, {threads} threads" + (", gradient checkpointing" if t.gradient_checkpointing else "") + ")",
-        "wall_time": f"{run['seconds'] / 60:.1f} min ({run['seconds']:.0f} s training; {run['seconds'] and run['tokens'] / run['seconds']:.0f} tokens/s)",
+        "wall_time": (f"{run['wall'] / 60:.1f} min for the whole run (checks, data, model load, training, export); "
+                      f"{run['seconds'] / 60:.1f} min of training steps at {run['seconds'] and run['tokens'] / run['seconds']:.0f} tokens/s"),
         "epochs": f"{run['step'] * t.batch_size * t.grad_accum / max(1, len(run['train_examples'])):.2f}", "steps": f"{run['step']} × batch {t.batch_size} × accumulation {t.grad_accum} ({steps_per_epoch} batches per epoch)",
         "tokens_seen": f"{run['tokens']:,}", "final_train_loss": f"{sum(x['loss'] for x in h[-10:]) / max(1, len(h[-10:])):.4f} (mean of the last {len(h[-10:])} steps)",
         "final_val_loss": "—" if run.get("val_loss") is None else f"{run['val_loss']:.4f} ({len(run['val_examples'])} rows)",
         "peak_memory": f"{peak / 2**30:.2f} GiB peak RSS of the training process",
         "loss_curve_png": files["loss_curve"].name if "loss_curve" in files else "(matplotlib not installed: no plot)",
         "output_files_table": _table(["role", "path", "sha256", "size"], outputs),
-        "eval_report_path": f"pending — run `loco eval {c.adapter.name}`", "eval_table": "_Pending: no evaluation yet._",
+        "eval_report_path": "none yet", "eval_table": "_Pending: no evaluation yet._",
         "ood_table": "_Pending: no evaluation yet._", "verdict": f"pending (status `candidate`); run `loco eval {c.adapter.name}`",
         "gpu_run_notes": c.notes.gpu or ("A CUDA GPU would run the same config through unsloth (4-bit base, bf16) in a few minutes: "
                                          "longer sequences (512–1024 tokens, so fewer rows dropped as too long), several epochs over all rows "
@@ -571,7 +579,7 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
         "known_issues": known.strip(),
     }
 
-# %% ../nbs/07a_train.ipynb #7bc72822
+# %% ../nbs/07a_train.ipynb #58e824fe
 @dataclass
 class TrainResult:
     "What a finished run produced."
@@ -602,11 +610,11 @@ def _peak_rss() -> int:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb if sys.platform == "darwin" else kb * 1024
 
-# %% ../nbs/07a_train.ipynb #7a79dfef
+# %% ../nbs/07a_train.ipynb #6240ed21
 def train(config: TrainConfig | str | Path, registry: Registry | str | Path | None = None, resume: bool = False, register: bool = True,
           progress: bool = True, stop_after: int | None = None, config_text: str | None = None) -> TrainResult:
     "Train the adapter `config` describes, export it, write its log and register it as a candidate."
-    config_path = None
+    config_path, t_wall = None, time.perf_counter()
     if not isinstance(config, TrainConfig):
         config_path = Path(config); config_text = config_path.read_text(encoding="utf-8"); config = load_config(config_path)
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
@@ -631,10 +639,10 @@ def train(config: TrainConfig | str | Path, registry: Registry | str | Path | No
     if not train_ex: raise LocoError(f"every training row is longer than max_seq_len = {t.max_seq_len} tokens", "raise training.max_seq_len or set data.long_examples: truncate")
     out = pl.out_dir; out.mkdir(parents=True, exist_ok=True)
     run = fit(model, tok, train_ex, val_ex, c, device, precision, ckdir, resume, progress, stop_after)
-    run.update(checkpoint_dir=ckpt_dir, train_examples=train_ex, val_examples=val_ex)
+    run.update(checkpoint_dir=ckpt_dir, train_examples=train_ex, val_examples=val_ex, wall_start=t_wall)
     return _finish(pl, run, model, device, precision, threads, n_long, register)
 
-# %% ../nbs/07a_train.ipynb #2a0d08a9
+# %% ../nbs/07a_train.ipynb #c1e1c1d5
 def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: int, n_long: int, register: bool) -> TrainResult:
     "Save the peft adapter, export the GGUF LoRA, write config, history, plot and log, and register."
     c, reg, out = pl.config, pl.registry, pl.out_dir
@@ -652,9 +660,10 @@ def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: in
     info = read_gguf(base_model_path(reg))
     gguf = peft_to_gguf_lora(peft_dir, out/f"{name}.gguf", info.architecture, info.n_layers)
     files = {"peft": peft_dir, "gguf_lora": gguf, "config": atomic_write_text(out/"config.yaml", pl.config_text)}
-    atomic_write_text(out/"history.json", json.dumps({"history": run["history"], "val_loss": run.get("val_loss"), "steps": run["step"],
+    files["history"] = atomic_write_text(out/"history.json", json.dumps({"history": run["history"], "val_loss": run.get("val_loss"), "steps": run["step"],
                                                       "tokens": run["tokens"], "seconds": round(run["seconds"], 1)}, indent=1))
     if png := loss_plot(run["history"], run.get("val_loss"), out/"loss.png"): files["loss_curve"] = png
+    run["wall"] = time.perf_counter() - run["wall_start"]
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
     log = out/"training_log.md"

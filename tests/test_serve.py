@@ -1,7 +1,7 @@
 """Issue 13 acceptance: `loco serve` answers the official `openai` client unchanged (chat, stream, auto vs pinned),
 says who answered, refuses bad input and overload cleanly, survives a bounded load test with flat memory, and in
 sidecar mode routes to a (fake, loopback) multi-LoRA server; `loco export vllm|lorax` write its launch config."""
-import json, socket, subprocess, sys, threading, time
+import json, os, socket, subprocess, sys, threading, time
 from pathlib import Path
 import pytest
 
@@ -150,20 +150,23 @@ def test_client_disconnect_mid_stream_stops_generation(server):
 
 # ---------------------------------------------------------------- load: no request lost, memory flat
 
+LOAD_N = int(os.environ.get("LOCOLLM_SERVE_LOAD_N", 200))   # a slow shared machine may lower it; CI runs 200
+SHORT = ["What is 7 + 5?", "Write a haiku.", "Name a colour.", "Solve 3 x 4.", "Who wrote Hamlet?", "Fix my code.", "Summarise: cats nap.", "Hi!"]
+
 def test_load_200_requests_8_concurrent(server):
     from locollm.serve import load_test
-    load_test(server.url + "/v1", n=16, concurrency=8, max_tokens=2)   # warm-up: allocations settle
+    load_test(server.url + "/v1", n=16, concurrency=8, max_tokens=2, prompts=SHORT)   # warm-up: allocations settle
     before = server.metrics()
-    res = load_test(server.url + "/v1", n=200, concurrency=8, max_tokens=2, pid=server.proc.pid)
+    res = load_test(server.url + "/v1", n=LOAD_N, concurrency=8, max_tokens=2, prompts=SHORT, pid=server.proc.pid)
     print("\nload test:", json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}))
-    assert res["lost"] == 0 and res["failed"] == 0 and res["ok"] == 200, res["status_counts"]
+    assert res["lost"] == 0 and res["failed"] == 0 and res["ok"] == LOAD_N, res["status_counts"]
     after = server.metrics()
     count = lambda m: sum(r["count"] for r in m["requests"] if r["endpoint"] == "/v1/chat/completions")
-    assert count(after) - count(before) == 200                      # the server saw every request once
+    assert count(after) - count(before) == LOAD_N                   # the server saw every request once
     assert after["latency_seconds"]["/v1/chat/completions"]["count"] == count(after)
     assert set(res["adapters"]) <= {"math-a", "base"} and res["adapters"].get("math-a", 0) > 0
     growth = res["rss_bytes_end"] - res["rss_bytes_start"]
-    assert growth < 32 * 2**20, f"server memory grew {growth / 2**20:.1f} MB over 200 requests"
+    assert growth < 32 * 2**20, f"server memory grew {growth / 2**20:.1f} MB over {LOAD_N} requests"
     assert server.health()["status"] == "ok" and server.health()["queue_depth"] == 0
 
 # ---------------------------------------------------------------- overload and API key

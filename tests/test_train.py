@@ -128,31 +128,39 @@ def _sequences(tok, fmt):
     from locollm.data import load_split
     out = []
     for d in ("math", "code", "summarisation", "writing"):
-        rows = [e for e in load_split(d, "validation") if len(e.prompt) < 1200][:N_PROMPTS // 4]
-        for e in rows:
+        n = 0
+        for e in load_split(d, "validation"):
             p = tok(fmt.format(prompt=e.prompt))["input_ids"]
             a = tok(e.reference, add_special_tokens=False)["input_ids"][:N_POS]
-            assert len(a) == N_POS
-            out.append((p + a, len(p)))
+            if len(a) < N_POS or len(p) > 400: continue
+            out.append((p + a, len(p))); n += 1
+            if n == N_PROMPTS // 4: break
     assert len(out) == N_PROMPTS
     return out
 
 def _hf_top1(model, seqs):
     import torch
     with torch.no_grad():
-        return np.array([model(input_ids=torch.tensor([ids])).logits[0, s - 1:s - 1 + N_POS].argmax(-1).numpy() for ids, s in seqs])
+        # logits only for the last N_POS + 1 positions: the prompt's last token and the first N_POS - 1 answer tokens (+ the unused last)
+        return np.array([model(input_ids=torch.tensor([ids]), logits_to_keep=N_POS + 1).logits[0, :N_POS].argmax(-1).numpy() for ids, s in seqs])
 
-def _llama_top1(eng, adapters, seqs):
-    "Top-1 next token from llama.cpp at the same 16 positions: the prompt at once, then one answer token at a time."
-    import llama_cpp
-    eng.use(adapters)
-    llm, out = eng.llm, []
-    last = lambda: int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))))
+def _llama_model(path: Path):
+    "A llama.cpp model and context that keep the logits of every position (`logits_all=True`)."
+    from llama_cpp import Llama
+    from locollm.engine import _quiet
+    with _quiet(): return Llama(str(path), n_ctx=512, n_batch=512, logits_all=True, n_threads=os.cpu_count(), seed=0, verbose=False)
+
+def _llama_top1(llm, lora, seqs):
+    "Top-1 next token from llama.cpp at the same 16 positions, with the GGUF LoRA `lora` (a llama_adapter_lora pointer) or none."
+    import ctypes, llama_cpp
+    ptrs = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(lora) if lora else None
+    scales = (ctypes.c_float * 1)(1.0) if lora else None
+    assert llama_cpp.llama_set_adapters_lora(llm.ctx, ptrs, 1 if lora else 0, scales) == 0
+    out = []
     for ids, s in seqs:
         llm.reset(); llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
-        llm.eval(ids[:s]); preds = [last()]
-        for t in ids[s:s + N_POS - 1]: llm.eval([t]); preds.append(last())
-        out.append(preds)
+        llm.eval(ids)
+        out.append(np.argmax(llm.scores[s - 1:s - 1 + N_POS], axis=-1))
     return np.array(out)
 
 def _strong_random_peft(ckpt, path, seed=0, std=0.04):
@@ -185,16 +193,13 @@ def test_gguf_lora_agrees_with_peft(proj, trained, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from peft import PeftModel
     from locollm.registry import Registry
-    from locollm.engine import LlamaCppBackend
     from locollm.lora import peft_to_gguf_lora
-    from locollm.models import read_gguf
     from locollm.hf_backend import base_checkpoint
     reg = Registry.load(proj/"registry.yaml")
     ckpt = base_checkpoint(reg)
     tok = AutoTokenizer.from_pretrained(ckpt)
     seqs = _sequences(tok, reg.data.base_model.prompt_format)
     strong = _strong_random_peft(ckpt, tmp_path/"strong")
-    info = read_gguf(reg.root/reg.adapter("tiny-math").files.gguf_lora)
     peft_to_gguf_lora(strong, tmp_path/"strong.gguf", "gemma3", 18)
     _permute_layers(tmp_path/"strong.gguf", tmp_path/"wrong.gguf", 18)
 
@@ -205,11 +210,17 @@ def test_gguf_lora_agrees_with_peft(proj, trained, tmp_path):
     for name in ("tiny-math", "strong"):
         model.set_adapter(name); hf[name] = _hf_top1(model, seqs)
 
-    eng = LlamaCppBackend.from_registry(reg, n_ctx=1024)
-    try:
-        eng.add_adapter("strong", tmp_path/"strong.gguf"); eng.add_adapter("wrong", tmp_path/"wrong.gguf")
-        ll = {a: _llama_top1(eng, a, seqs) for a in (None, "tiny-math", "strong", "wrong")}
-    finally: eng.close()
+    import llama_cpp
+    from locollm.models import base_model_path
+    llm = _llama_model(base_model_path(reg))
+    files = {"tiny-math": reg.root/reg.adapter("tiny-math").files.gguf_lora, "strong": tmp_path/"strong.gguf", "wrong": tmp_path/"wrong.gguf"}
+    loras = {k: llama_cpp.llama_adapter_lora_init(llm.model, str(p).encode()) for k, p in files.items()}
+    assert all(loras.values())
+    try: ll = {a: _llama_top1(llm, loras.get(a), seqs) for a in (None, "tiny-math", "strong", "wrong")}
+    finally:
+        llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+        for p in loras.values(): llama_cpp.llama_adapter_lora_free(p)
+        llm.close()
 
     agree = {a: float((ll[a] == hf[a]).mean()) for a in (None, "tiny-math", "strong")}
     changed = float((hf["strong"] != hf[None]).mean())
@@ -238,3 +249,26 @@ def test_adapter_guide_matches_the_cli():
         assert r.returncode == 0, r.stderr
         for flag in re.findall(r"--[a-z-]+", cmd[1]): assert flag in r.stdout, (cmd, flag)
     for path in re.findall(r"`(configs/[a-z0-9.-]+\.yaml)`", part): assert (REPO/path).is_file(), path
+
+# ---------------------------------------------------------------- data: training never sees an evaluation item
+
+def test_test_splits_are_the_benchmarks_items():
+    "locollm.data's test items are exactly the evaluation benchmarks' items (same split rules), so training excludes all of them."
+    from locollm.data import load_split
+    from locollm.benchmarks import get_benchmark
+    for domain, bench in (("math", "gsm8k"), ("summarisation", "summarisation-rougeL"), ("writing", "writing-judge")):
+        mine = [(e.id, e.prompt) for e in load_split(domain, "test")]
+        theirs = [(i.id, i.prompt) for i in get_benchmark(bench).items()]
+        assert mine == theirs, domain
+    try: code = get_benchmark("humaneval").items()
+    except Exception as e: pytest.skip(f"code benchmark unavailable: {e}")
+    assert [(e.id, e.prompt) for e in load_split("code", "test")] == [(i.id, i.prompt) for i in code if i.id.startswith("mbpp/")]
+
+def test_training_rows_never_overlap_test_items():
+    from locollm.data import load_split, prepare, _content, ngrams, heldout_index
+    for domain in ("math", "code", "summarisation", "writing"):
+        test_keys = {e.meta.get("key", e.id) for e in load_split(domain, "test")}
+        rows = prepare(domain).train
+        assert rows and not {e.meta.get("key", e.id) for e in rows} & test_keys, domain
+        ho = heldout_index()
+        assert not any(ngrams(_content(e)) & ho.grams for e in rows), domain
