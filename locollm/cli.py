@@ -6,7 +6,7 @@
 __all__ = ['app', 'console', 'state', 'registry_app', 'adapters_app', 'load_registry', 'print_json', 'main', 'validate',
            'list_adapters', 'promote', 'doctor', 'ask', 'chat', 'route']
 
-# %% ../nbs/90_cli.ipynb #533f9879
+# %% ../nbs/90_cli.ipynb #b4941c4d
 import json, sys
 from pathlib import Path
 from typing import Optional
@@ -18,7 +18,7 @@ from .core import LocoError, code_version
 from .registry import Registry, RegistryError, parse_registry, promote as promote_adapter
 from .doctor import doctor as doctor_report, GiB
 
-# %% ../nbs/90_cli.ipynb #19d28350
+# %% ../nbs/90_cli.ipynb #94691e1a
 app = typer.Typer(name="loco", help="LocoLLM: train, prove and serve a routed swarm of LoRA adapters on a laptop.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console()
@@ -53,7 +53,7 @@ def main():
         print(f"loco: error: {e}", file=sys.stderr)
         sys.exit(1)
 
-# %% ../nbs/90_cli.ipynb #4c7ae9fb
+# %% ../nbs/90_cli.ipynb #e56c39ed
 registry_app = typer.Typer(help="Check and inspect registry.yaml.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
@@ -72,7 +72,7 @@ def validate(path: Optional[Path] = typer.Argument(None, help="registry.yaml to 
     else: console.print(f"[green]✓[/] {where}: valid ({len(reg.data.domains)} domains, {len(reg.data.adapters)} adapters)")
     if issues: raise typer.Exit(1)
 
-# %% ../nbs/90_cli.ipynb #c7606570
+# %% ../nbs/90_cli.ipynb #8f0a51af
 adapters_app = typer.Typer(help="List and manage adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 
@@ -91,7 +91,7 @@ def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", h
     for c in cards: t.add_row(c.name, c.domain, c.version, c.status, "●" if c.active else "", _score_text(c), c.licence)
     console.print(t if cards else f"No adapters registered{' in ' + domain if domain else ''} yet: every query is answered by the base model ({reg.data.base_model.name}).")
 
-# %% ../nbs/90_cli.ipynb #94fe05db
+# %% ../nbs/90_cli.ipynb #3f307f7b
 @app.command()
 def promote(adapter: str = typer.Argument(..., help="Adapter to make active."),
             force: bool = typer.Option(False, "--force", help="Promote without an accepted evaluation."),
@@ -102,7 +102,7 @@ def promote(adapter: str = typer.Argument(..., help="Adapter to make active."),
     if as_json: return print_json(rec.model_dump(mode="json"))
     console.print(f"[green]✓[/] {rec.adapter} is now the active {rec.domain} adapter" + (f" (was {rec.previous})" if rec.previous else "") + (" [yellow](forced)[/]" if rec.forced else ""))
 
-# %% ../nbs/90_cli.ipynb #bfc554d0
+# %% ../nbs/90_cli.ipynb #01416912
 def _mb(n): return f"{n / 2**20:,.0f} MB"
 
 @app.command()
@@ -129,7 +129,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
         if not rep["problems"]: console.print("[green]✓[/] ready")
     if rep["problems"]: raise typer.Exit(1)
 
-# %% ../nbs/90_cli.ipynb #329f5ece
+# %% ../nbs/90_cli.ipynb #b07a2855
 def _footer(a) -> str:
     d, g = a.decision, a.generation
     mode = "" if a.mode == "single" else f"{a.mode}, {a.vote['method']} vote, support {a.vote['support']:.2f} · "
@@ -193,8 +193,11 @@ def route(query: str = typer.Argument(..., help="The query to route."),
     if as_json: return print_json(d.__dict__)
     console.print(f"{d.domain} → {d.adapter or 'base model'} (confidence {d.confidence:.2f}, {d.router}, {d.ms:.2f} ms)")
 
-# %% ../nbs/90_cli.ipynb #6769a5b3
+# %% ../nbs/90_cli.ipynb #6444d5fc
 from . import cli_reports  # noqa: E402,F401  (registers leaderboard, retire, archive, trend)
 from . import cli_share    # noqa: E402,F401  (registers adapters pack / install / uninstall)
 from . import cli_router   # noqa: E402,F401  (registers router bench / train / retrain, feedback)
 from . import cli_export   # noqa: E402,F401  (registers export ollama)
+from . import cli_eval     # noqa: E402,F401  (registers eval)
+from . import cli_train    # noqa: E402,F401  (registers train, export gguf)
+from . import cli_serve    # noqa: E402,F401  (registers serve, export vllm / lorax)
