@@ -23,7 +23,7 @@ $(VENV)/.stamp-core-$(HASH): | $(BIN)/python
 # Everything the tests need. torch==2.13.0 first: it is the local CPU build; any other spec pulls GBs of CUDA.
 $(VENV)/.stamp-dev-$(HASH): | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs,hub]'
+	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs,hub,serve]'
 	touch $@
 
 # The docs-site test drives Debian's headless Chromium (no browser download at test time).

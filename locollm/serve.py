@@ -6,7 +6,7 @@
 __all__ = ['log', 'AUTO', 'LOAD_PROMPTS', 'ApiError', 'chat_prompt', 'completion_prompt', 'gen_params', 'Metrics', 'SwarmServer',
            'free_sampler', 'create_app', 'serve', 'serve_in_thread', 'load_test']
 
-# %% ../nbs/12_serve.ipynb #01e4680f
+# %% ../nbs/12_serve.ipynb #475507e0
 import asyncio, hmac, json, logging, math, threading, time, uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +26,7 @@ from .swarm import Swarm
 
 log = logging.getLogger("locollm.serve")
 
-# %% ../nbs/12_serve.ipynb #2ab9c0c8
+# %% ../nbs/12_serve.ipynb #7275dda8
 class ApiError(Exception):
     "An error answered in OpenAI's shape, with its HTTP status (and headers such as Retry-After)."
     def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
@@ -38,7 +38,7 @@ class ApiError(Exception):
         return JSONResponse({"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}},
                             status_code=self.status, headers=self.headers)
 
-# %% ../nbs/12_serve.ipynb #140516a5
+# %% ../nbs/12_serve.ipynb #02b00e33
 def _text(content) -> str:
     if content is None: return ""
     if isinstance(content, str): return content
@@ -71,7 +71,7 @@ def completion_prompt(prompt) -> tuple[str, str]:
     if not isinstance(prompt, str): raise ApiError(400, "`prompt` must be a string (token lists and batches are not supported)", param="prompt")
     return prompt, prompt
 
-# %% ../nbs/12_serve.ipynb #ac22bee2
+# %% ../nbs/12_serve.ipynb #9af60fe7
 def _number(body: dict, key: str, lo: float, hi: float, default, integer: bool = False):
     v = body.get(key)
     if v is None: return default
@@ -91,7 +91,7 @@ def gen_params(body: dict, max_tokens_limit: int = 1024, default_max_tokens: int
                 temperature=_number(body, "temperature", 0, 2, 0.0), top_p=_number(body, "top_p", 0, 1, 0.95),
                 seed=_number(body, "seed", -2**63, 2**63 - 1, 0, integer=True), stop=stop)
 
-# %% ../nbs/12_serve.ipynb #c4828fc7
+# %% ../nbs/12_serve.ipynb #6eb79288
 class Metrics:
     "Counters and latency histograms of a running server."
     BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -138,7 +138,7 @@ class Metrics:
         for k, v in gauges.items(): metric(f"locollm_{k}" if not k.startswith("process_") else k, "gauge", k.replace("_", " ") + ".", [("", v)])
         return "\n".join(out) + "\n"
 
-# %% ../nbs/12_serve.ipynb #99db42b8
+# %% ../nbs/12_serve.ipynb #dd1187be
 AUTO = "auto"
 class _Cancelled(Exception): pass
 
@@ -172,7 +172,7 @@ class SwarmServer:
     @property
     def mode(self) -> str: return "upstream" if self.upstream else "local"
 
-# %% ../nbs/12_serve.ipynb #8b1232c2
+# %% ../nbs/12_serve.ipynb #f2aecf08
 from fastcore.basics import patch
 
 @patch
@@ -196,7 +196,7 @@ def decide(self: SwarmServer, query: str, pinned: str | None) -> RouteDecision:
     if pinned is None: return RouteDecision(domain=GENERAL, adapter=None, confidence=1.0, scores={}, router="manual")
     return RouteDecision(domain=self.registry.adapter(pinned).domain, adapter=pinned, confidence=1.0, scores={}, router="manual")
 
-# %% ../nbs/12_serve.ipynb #539ae229
+# %% ../nbs/12_serve.ipynb #7c67cfca
 @patch
 def retry_after(self: SwarmServer) -> int:
     "Seconds a refused client should wait: the queue ahead of it times the recent mean latency."
@@ -246,7 +246,7 @@ async def stop(self: SwarmServer) -> None:
     for s in self.slots:
         if s is not None: s.backend.close()
 
-# %% ../nbs/12_serve.ipynb #53371711
+# %% ../nbs/12_serve.ipynb #1938a69e
 def free_sampler(backend) -> None:
     "Free the native sampler llama-cpp-python keeps after a completion (a no-op for other backends)."
     llm = getattr(backend, "llm", None)
@@ -255,7 +255,7 @@ def free_sampler(backend) -> None:
         s.close()
         llm._sampler = None
 
-# %% ../nbs/12_serve.ipynb #c1c8e737
+# %% ../nbs/12_serve.ipynb #d91f8234
 @patch
 def run(self: SwarmServer, slot: Swarm, query: str, prompt: str, pinned, gen: dict, stream: bool):
     "Start routing + generation on `slot` in a worker; returns `(events, cancel)`."
@@ -293,7 +293,7 @@ def _generation_error(e: BaseException) -> ApiError:
     log.exception("generation failed", exc_info=e)
     return ApiError(500, f"Generation failed: {type(e).__name__}: {msg}", type="server_error")
 
-# %% ../nbs/12_serve.ipynb #4927144b
+# %% ../nbs/12_serve.ipynb #4bc2d8f1
 def _meta(d: RouteDecision, a=None, queue_ms: float | None = None) -> dict:
     m = {"adapter": d.adapter, "domain": d.domain, "confidence": round(d.confidence, 4), "router": d.router,
          "scores": {k: round(v, 4) for k, v in d.scores.items()}, "route_ms": round(d.ms, 3), "fallback": d.fallback}
@@ -324,7 +324,7 @@ def _chunk(chat: bool, rid: str, model: str, text: str | None = None, finish: st
     body = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "created": int(time.time()), "model": model, "choices": [choice], **extra}
     return f"data: {json.dumps(body)}\n\n"
 
-# %% ../nbs/12_serve.ipynb #fe39625d
+# %% ../nbs/12_serve.ipynb #e89005f0
 class _Stream(StreamingResponse):
     "A StreamingResponse that notices disconnects and always calls `on_close` at the end."
     def __init__(self, content, on_close, **kw):
@@ -338,7 +338,7 @@ class _Stream(StreamingResponse):
             if hasattr(self.body_iterator, "aclose"): await self.body_iterator.aclose()
             await self._on_close()
 
-# %% ../nbs/12_serve.ipynb #b0b35feb
+# %% ../nbs/12_serve.ipynb #5d85939c
 @patch
 async def read_json(self: SwarmServer, request: Request) -> dict:
     "The request's JSON object body, size-limited."
@@ -361,7 +361,7 @@ def check_key(self: SwarmServer, request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
         raise ApiError(401, "Missing or wrong API key: send `Authorization: Bearer <key>`", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
-# %% ../nbs/12_serve.ipynb #7d8b9b8a
+# %% ../nbs/12_serve.ipynb #7af5bd6d
 @patch
 async def completion(self: SwarmServer, request: Request, chat: bool) -> Response:
     "Answer a chat or text completion request (streamed or not)."
@@ -434,7 +434,7 @@ def _account(self: SwarmServer, a, d: RouteDecision) -> None:
     self.metrics.tokens["prompt"] += g.prompt_tokens; self.metrics.tokens["completion"] += g.completion_tokens
     self.metrics.recent.append(a.total_ms / 1000)
 
-# %% ../nbs/12_serve.ipynb #c08f01d0
+# %% ../nbs/12_serve.ipynb #8e9bc8c0
 @patch
 async def forward(self: SwarmServer, request: Request, body: dict, query: str, pinned, chat: bool, stream: bool, t0: float) -> Response:
     "Route, then relay the request to the upstream server with the chosen adapter as `model`."
@@ -480,7 +480,7 @@ async def forward(self: SwarmServer, request: Request, body: dict, query: str, p
     finally:
         if not owned: self.release(slot)
 
-# %% ../nbs/12_serve.ipynb #69c76b0c
+# %% ../nbs/12_serve.ipynb #820c9bef
 @patch
 def model_cards(self: SwarmServer) -> list[dict]:
     "The `/v1/models` entries: auto, each served adapter, base."
@@ -502,7 +502,7 @@ def health(self: SwarmServer) -> dict:
             "adapters": list(self.models), **({"upstream": self.upstream} if self.upstream else {}), **self.gauges(),
             "uptime_s": round(time.time() - self.metrics.started, 1)}
 
-# %% ../nbs/12_serve.ipynb #9b31ecf9
+# %% ../nbs/12_serve.ipynb #6ac4fb13
 def _endpoint(server: SwarmServer, fn, path: str, auth: bool = True):
     async def handler(request: Request) -> Response:
         t0 = time.perf_counter()
@@ -544,14 +544,14 @@ def create_app(server: SwarmServer) -> Starlette:
     return Starlette(routes=[Route(p, _endpoint(server, f, p, auth=p != "/health"), methods=[m]) for p, f, m in routes],
                      exception_handlers={HTTPException: http_error}, lifespan=lifespan)
 
-# %% ../nbs/12_serve.ipynb #c7fa2e6d
+# %% ../nbs/12_serve.ipynb #dd51fe84
 def serve(server: SwarmServer, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
     "Serve `server` over HTTP until interrupted."
     import uvicorn
     uvicorn.run(create_app(server), host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
                 timeout_graceful_shutdown=10)
 
-# %% ../nbs/12_serve.ipynb #7ec2d707
+# %% ../nbs/12_serve.ipynb #b92d70dc
 def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0):
     "Start uvicorn on `app` in a daemon thread; returns `(base_url, stop)`."
     import uvicorn
@@ -565,7 +565,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float 
         srv.should_exit = True; th.join(timeout)
     return f"http://{host}:{srv.servers[0].sockets[0].getsockname()[1]}", stop
 
-# %% ../nbs/12_serve.ipynb #103777fb
+# %% ../nbs/12_serve.ipynb #527ad748
 LOAD_PROMPTS = ["A shop sells 3 pens for $2. How much do 12 pens cost?", "Write a Python function that reverses a string.",
                 "Write a haiku about autumn.", "Summarize: the council voted to extend the library's opening hours.",
                 "Who painted the Mona Lisa?", "What is 17 + 25?", "Fix this code: def f(x) return x", "Describe the sea in one sentence."]
