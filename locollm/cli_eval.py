@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['eval_']
 
-# %% ../nbs/94_cli_eval.ipynb #991130f0
+# %% ../nbs/94_cli_eval.ipynb #2eca2a46
 from pathlib import Path
 from typing import List, Optional
 import typer
@@ -13,7 +13,7 @@ from rich.table import Table
 from .cli import app, state, load_registry, print_json, console
 from .evaluate import evaluate_adapter
 
-# %% ../nbs/94_cli_eval.ipynb #91c0e955
+# %% ../nbs/94_cli_eval.ipynb #65f995f4
 def _split(values) -> list[str] | None:
     out = [v.strip() for x in (values or []) for v in x.split(",") if v.strip()]
     return out or None
@@ -32,6 +32,7 @@ def _table(d: dict) -> Table:
 def eval_(adapter: str = typer.Argument(..., help="Adapter to evaluate; `base` evaluates the base model alone."),
           benchmarks: Optional[List[str]] = typer.Option(None, "--benchmarks", help="Benchmarks, comma-separated or repeated (default: every domain's). gsm8k, humaneval, summarisation, writing."),
           limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Items per benchmark, a fixed seeded subset (default: gsm8k 250, the others all)."),
+          ood_limit: Optional[int] = typer.Option(None, "--ood-limit", help="Items per out-of-domain benchmark (default: as --limit); the OOD check needs ≥ 50."),
           backend: str = typer.Option("llama.cpp", "--backend", "-b", help="Inference backend."),
           judge: str = typer.Option("base", "--judge", help="Writing judge: base, path/to/model.gguf or ollama:MODEL."),
           seed: int = typer.Option(0, "--seed", help="Seed of the item subset and of decoding."),
@@ -48,7 +49,7 @@ def eval_(adapter: str = typer.Argument(..., help="Adapter to evaluate; `base` e
     names = _split(benchmarks)
     rep = evaluate_adapter(reg, adapter, names, limit, backend, judge=judge, seed=seed, max_tokens=max_tokens, threads=threads,
                            cache=False if no_cache else cache, out_dir=out, write_registry=not no_write, progress=not state.debug,
-                           ood_rule=ood_rule)
+                           ood_rule=ood_rule, ood_limit=ood_limit)
     d = rep.to_dict()
     if as_json: return print_json(d)
     console.print(_table(d))

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['err', 'export_app', 'make_server', 'serve', 'export_group', 'export_vllm', 'export_lorax']
 
-# %% ../nbs/96_cli_serve.ipynb #f31f4237
+# %% ../nbs/96_cli_serve.ipynb #3556039b
 import json, os, sys, warnings
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from rich.console import Console
 from .core import LocoError
 from .cli import app, state, load_registry, print_json, console
 
-# %% ../nbs/96_cli_serve.ipynb #8a070d7c
+# %% ../nbs/96_cli_serve.ipynb #9ca41631
 err = Console(stderr=True)
 
 def _need_serve_extra():
@@ -60,22 +60,23 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           upstream_api_key: Optional[str] = typer.Option(None, "--upstream-api-key", envvar="LOCOLLM_UPSTREAM_API_KEY", help="API key for the upstream server."),
           log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level (info shows each request)."),
           as_json: bool = typer.Option(False, "--json", help="Print the server's settings as one JSON line before serving.")):
-    "Serve the swarm over an OpenAI-compatible API: model 'auto' routes each request, '<adapter>' pins one, 'base' is the base model."
+    "Serve the swarm over OpenAI- and Ollama-compatible APIs: model 'auto' routes each request, '<adapter>' pins one, 'base' is the base model."
     from locollm.serve import serve as run_server
     srv = make_server(pool, queue_size, queue_timeout, api_key, router, backend, threads, ctx, max_tokens_limit, history, max_request_bytes,
                       upstream, upstream_map, upstream_api_key)
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/v1"
-    info = {"url": url, "mode": srv.mode, "models": ["auto", *srv.models, "base"], "pool": len(srv.slots), "queue_size": queue_size,
+    root = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    url = f"{root}/v1"
+    info = {"url": url, "ollama_host": None if upstream else root, "mode": srv.mode, "models": ["auto", *srv.models, "base"], "pool": len(srv.slots), "queue_size": queue_size,
             "api_key": bool(api_key), **({"upstream": srv.upstream} if srv.upstream else {})}
     if as_json: print(json.dumps(info), flush=True)
     else:
         console.print(f"[green]loco serve[/] {url} · models: {', '.join(info['models'])} · pool {info['pool']} · queue {queue_size} · "
-                      f"API key {'on' if api_key else 'off'}" + (f" · upstream {srv.upstream}" if srv.upstream else ""), soft_wrap=True)
+                      f"API key {'on' if api_key else 'off'}" + (f" · upstream {srv.upstream}" if srv.upstream else f" · Ollama clients: host {root}"), soft_wrap=True)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         err.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach this machine can use it")
     run_server(srv, host, port, log_level)
 
-# %% ../nbs/96_cli_serve.ipynb #e2dfb7e1
+# %% ../nbs/96_cli_serve.ipynb #bd982c89
 def export_group() -> typer.Typer:
     "The `loco export` command group: the one already registered on `app`, else a new one."
     for g in app.registered_groups:

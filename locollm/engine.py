@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['AdapterSet', 'BACKENDS', 'adapter_set', 'Generation', 'Backend', 'LlamaCppBackend', 'make_backend']
 
-# %% ../nbs/04_engine.ipynb #5d916dc5
+# %% ../nbs/04_engine.ipynb #b1e37177
 import ctypes, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .core import LocoError
 from .registry import Registry
 from .models import base_model_path, read_gguf
 
-# %% ../nbs/04_engine.ipynb #b4f55de6
+# %% ../nbs/04_engine.ipynb #ef881382
 AdapterSet = None | str | dict[str, float]
 
 def adapter_set(adapters: AdapterSet) -> dict[str, float]:
@@ -23,7 +23,7 @@ def adapter_set(adapters: AdapterSet) -> dict[str, float]:
     if isinstance(adapters, str): return {adapters: 1.0}
     return {k: float(v) for k, v in adapters.items()}
 
-# %% ../nbs/04_engine.ipynb #905f9a63
+# %% ../nbs/04_engine.ipynb #8b6e02ae
 @dataclass
 class Generation:
     "A generated answer and its cost."
@@ -54,7 +54,7 @@ class Backend(Protocol):
                  on_token: Callable[[str], None] | None = None) -> Generation: ...
     def close(self) -> None: ...
 
-# %% ../nbs/04_engine.ipynb #cbb704ab
+# %% ../nbs/04_engine.ipynb #50c04cc1
 def _quiet():
     from llama_cpp._utils import suppress_stdout_stderr
     return suppress_stdout_stderr(disable=bool(os.environ.get("LOCOLLM_VERBOSE")))
@@ -87,7 +87,7 @@ class LlamaCppBackend:
     @property
     def adapters(self) -> list[str]: return list(self._lora)
 
-# %% ../nbs/04_engine.ipynb #d968c4e9
+# %% ../nbs/04_engine.ipynb #554da2a1
 from fastcore.basics import patch
 
 @patch
@@ -125,7 +125,14 @@ def clear_cache(self: LlamaCppBackend) -> None:
     self.llm.reset()
     llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
 
-# %% ../nbs/04_engine.ipynb #ec3f8e7f
+# %% ../nbs/04_engine.ipynb #ba3946cc
+def _free_sampler(llm) -> None:
+    "Free the native sampler chain llama-cpp-python keeps after a completion."
+    s = getattr(llm, "_sampler", None)
+    if s is not None and callable(getattr(s, "close", None)):
+        s.close()
+        llm._sampler = None
+
 @patch
 def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *, max_tokens: int = 256, temperature: float = 0.0,
              top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None, raw: bool = False,
@@ -137,13 +144,17 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
     t0, first, parts, finish = time.perf_counter(), None, [], None
     stream = self.llm.create_completion(text, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                         stop=self.stop + list(stop or []), stream=True)
-    for chunk in stream:
-        piece = chunk["choices"][0]["text"]
-        first = first or time.perf_counter()
-        finish = chunk["choices"][0].get("finish_reason") or finish
-        if piece:
-            parts.append(piece)
-            if on_token: on_token(piece)
+    try:
+        for chunk in stream:
+            piece = chunk["choices"][0]["text"]
+            first = first or time.perf_counter()
+            finish = chunk["choices"][0].get("finish_reason") or finish
+            if piece:
+                parts.append(piece)
+                if on_token: on_token(piece)
+    finally:  # also when on_token raised to stop early
+        stream.close()
+        _free_sampler(self.llm)
     t1 = time.perf_counter()
     out = "".join(parts)
     return Generation(text=out.strip(), adapters=used, backend=self.name, prompt_tokens=len(self.llm.tokenize(text.encode(), special=True)),
@@ -159,7 +170,7 @@ def close(self: LlamaCppBackend) -> None:
     self._lora.clear()
     self.llm.close()
 
-# %% ../nbs/04_engine.ipynb #4b839279
+# %% ../nbs/04_engine.ipynb #25f3d4ae
 BACKENDS = {"llama.cpp": "locollm.engine.LlamaCppBackend", "ollama": "locollm.ollama_backend.OllamaBackend",
             "transformers": "locollm.hf_backend.TransformersBackend"}
 

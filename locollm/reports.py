@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['machine_info', 'machine_line', 'write_results_section', 'LeaderboardRow', 'domain_score', 'leaderboard', 'composite',
-           'leaderboard_markdown', 'leaderboard_plot']
+           'leaderboard_markdown', 'leaderboard_plot', 'load_eval_reports', 'eval_results_markdown',
+           'eval_results_plot']
 
-# %% ../nbs/10_reports.ipynb #fb76261a
+# %% ../nbs/10_reports.ipynb #637bce49
 import datetime as dt, os, platform, re
 from pathlib import Path
 import psutil
 from .core import LocoError, atomic_write_text, code_version
 
-# %% ../nbs/10_reports.ipynb #1af924ed
+# %% ../nbs/10_reports.ipynb #9ce75cbf
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -30,7 +31,7 @@ def machine_line(info: dict) -> str:
     "One human line naming the machine and date."
     return f"{info['date']}, {info['cpu']} ({info['cpu_count']} cores), {info['ram_gib']} GiB RAM, {info['os']}, Python {info['python']}, locollm {info['code_version']}"
 
-# %% ../nbs/10_reports.ipynb #ef1a7373
+# %% ../nbs/10_reports.ipynb #48a7be50
 def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     "Replace (or append) the section `name` of the results file at `path` with `markdown`, atomically."
     path = Path(path)
@@ -41,7 +42,7 @@ def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
     return atomic_write_text(path, text)
 
-# %% ../nbs/10_reports.ipynb #718e3785
+# %% ../nbs/10_reports.ipynb #4f259a62
 from dataclasses import dataclass, asdict
 from .registry import Registry, AdapterCard, Score
 
@@ -95,7 +96,7 @@ def leaderboard(reg: Registry, domain: str | None = None) -> dict[str, list[Lead
         out[d.name] = rows
     return out
 
-# %% ../nbs/10_reports.ipynb #0663f550
+# %% ../nbs/10_reports.ipynb #154d8fa4
 def composite(reg: Registry) -> dict:
     "Weighted mean over domains of the swarm's and the base model's scores; domains without data listed as missing."
     per, missing = {}, []
@@ -108,7 +109,7 @@ def composite(reg: Registry) -> dict:
     mean = lambda k: sum(v["weight"] * v[k] for v in per.values()) / w if w else None
     return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing}
 
-# %% ../nbs/10_reports.ipynb #b6c3881a
+# %% ../nbs/10_reports.ipynb #23e9a6ab
 def _f(v, fmt="{:.3f}"): return "—" if v is None else fmt.format(v)
 
 def leaderboard_markdown(reg: Registry) -> str:
@@ -141,6 +142,49 @@ def leaderboard_plot(reg: Registry, domain: str, path: str | Path | None = None)
     dom = reg.domain(domain)
     if not rows: ax.text(0.5, 0.5, "no scores yet", ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_ylabel(dom.metric or "score"); ax.set_title(f"{domain} — {dom.benchmark}"); ax.set_ylim(0, 1)
+    fig.tight_layout()
+    if path: fig.savefig(path, dpi=110)
+    return fig
+
+# %% ../nbs/10_reports.ipynb #b9946d7a
+def load_eval_reports(results_dir: str | Path, adapters: list[str] | None = None) -> list[dict]:
+    "The adapter reports (`report.json`) under `results_dir`, by domain then adapter; only `adapters` when given."
+    import json
+    reps = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(results_dir).glob("*/report.json"))]
+    reps = [r for r in reps if r.get("adapter") and (adapters is None or r["adapter"] in adapters)]
+    return sorted(reps, key=lambda r: (r["domain"] or "", r["adapter"]))
+
+def _ci(v, c) -> str: return f"{_f(v)} [{_f(c[0])}, {_f(c[1])}]" if c and None not in c else _f(v)
+
+def eval_results_markdown(reports: list[dict]) -> str:
+    "One table row per (adapter, benchmark) with scores, CIs, paired test and verdict; then how each row was made."
+    lines = ["| adapter | benchmark | metric | n | adapter [95% CI] | base [95% CI] | Δ | test, p | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        for b in r["benchmarks"]:
+            if not (p := b["paired"]): continue
+            own = " (own domain)" if b["domain"] == r["domain"] else ""
+            lines.append(f"| {r['adapter']} | {b['name']}{own} | {b['metric']} | {b['n']} | {_ci(p['adapter'], p['adapter_ci'])} | {_ci(p['base'], p['base_ci'])} "
+                         f"| {p['diff']:+.3f} | {p['test']}, {_f(p['p_value'], '{:.3g}')} | {(r['verdict'] or {}).get('status', '—')} |")
+    lines += ["", "Verdicts and how each row was made:", ""]
+    for r in reports:
+        v = r["verdict"] or {"status": "—", "reasons": []}
+        lines.append(f"- **{r['adapter']}** — {v['status']}: {'; '.join(v['reasons']) or 'no reasons given'}. "
+                     f"`{r['command']}` ({r['created'][:10]}, {r['seconds'] / 60:.0f} min, code {r['code_version']}, {r['backend']})")
+    return "\n".join(lines)
+
+def eval_results_plot(reports: list[dict], path: str | Path | None = None):
+    "Adapter vs base model on each adapter's own benchmark, with 95% CI error bars; saved to `path` when given."
+    import matplotlib; import matplotlib.pyplot as plt, numpy as np
+    rows = [(r["adapter"], b) for r in reports for b in r["benchmarks"] if b["paired"] and b["domain"] == r["domain"]]
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.4))
+    x = np.arange(len(rows))
+    for off, who, colour in ((-0.2, "base", "lightgray"), (0.2, "adapter", "tab:blue")):
+        vals = [b["paired"][who] for _, b in rows]
+        err = np.array([[v - b["paired"][f"{who}_ci"][0], b["paired"][f"{who}_ci"][1] - v] for v, (_, b) in zip(vals, rows)]).T.reshape(2, -1)
+        ax.bar(x + off, vals, 0.4, yerr=err, capsize=3, color=colour, label="base model" if who == "base" else "adapter")
+    ax.set_xticks(x, [f"{a}\n{b['name']} ({b['metric']})" for a, b in rows], fontsize=7)
+    if not rows: ax.text(0.5, 0.5, "no adapter reports yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_ylim(0, 1); ax.set_ylabel("score"); ax.legend(fontsize=8); ax.set_title("Each adapter on its own domain's benchmark vs the base model")
     fig.tight_layout()
     if path: fig.savefig(path, dpi=110)
     return fig

@@ -1,6 +1,8 @@
 """Issue 13 acceptance: `loco serve` answers the official `openai` client unchanged (chat, stream, auto vs pinned),
 says who answered, refuses bad input and overload cleanly, survives a bounded load test with flat memory, and in
-sidecar mode routes to a (fake, loopback) multi-LoRA server; `loco export vllm|lorax` write its launch config."""
+sidecar mode routes to a (fake, loopback) multi-LoRA server; `loco export vllm|lorax` write its launch config.
+The official `ollama` client works unchanged against its Ollama-compatible endpoints (/api/chat, /api/generate,
+/api/tags, /api/show, /api/version)."""
 import json, os, socket, subprocess, sys, threading, time
 from pathlib import Path
 import pytest
@@ -272,9 +274,156 @@ def test_router_sidecar_forwards_to_the_chosen_adapter(peft_proj, tmp_path):
         with pytest.raises(openai.NotFoundError): chat(c, "math-b", "hi")                  # not on the upstream
         chunks = list(c.chat.completions.create(model="auto", messages=[{"role": "user", "content": MATH_Q}], max_tokens=4, stream=True))
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == "echo from math-a "
+        r = httpx.post(side.url + "/api/chat", json={"model": "auto", "messages": [{"role": "user", "content": MATH_Q}]}, timeout=30)
+        assert r.status_code == 501 and "/v1" in r.json()["error"]                        # Ollama's API: local models only
         stop_up()
         with pytest.raises(openai.APIStatusError) as e: chat(c, "auto", MATH_Q)
         assert e.value.status_code == 502 and e.value.body["code"] == "upstream_unreachable"
         assert side.health()["status"] == "ok"
     finally:
         side.stop(); stop_up()
+
+# ---------------------------------------------------------------- Ollama's API: the official `ollama` client, unchanged
+
+class EchoBackend:
+    "A stand-in backend (no model, milliseconds): answers with the prompt's words, one token per word."
+    name = "echo"
+    def __init__(self, adapters=(), delay=0.0): self._ads, self.delay = list(adapters), delay
+    @property
+    def adapters(self): return self._ads
+    def add_adapter(self, name, path): self._ads.append(name)
+    def generate(self, prompt, adapters=None, *, max_tokens=256, on_token=None, **kw):
+        from locollm.engine import Generation, adapter_set
+        words = prompt.split()[:max_tokens]
+        for w in words:
+            time.sleep(self.delay)
+            if on_token: on_token(w + " ")
+        return Generation(text=" ".join(words), adapters=adapter_set(adapters), backend=self.name, prompt_tokens=len(prompt.split()),
+                          completion_tokens=len(words), prompt_ms=1.0, total_ms=2.0, finish_reason="length" if len(words) == max_tokens else "stop")
+    def close(self): pass
+
+@pytest.fixture(scope="module")
+def ol():
+    return pytest.importorskip("ollama")
+
+def echo_serve(registry, **kw):
+    "An in-process server on the echo backend (the project's adapters, its router), on a free port: (url, stop)."
+    from locollm.serve import SwarmServer, create_app, serve_in_thread
+    be = EchoBackend(["math-a", "math-b", "code-a"], delay=kw.pop("delay", 0.0))
+    return serve_in_thread(create_app(SwarmServer(Registry.load(registry), backends=[be], **kw)))
+
+@pytest.fixture(scope="module")
+def echo(proj):
+    url, stop = echo_serve(proj)
+    yield url
+    stop()
+
+def user(content): return [{"role": "user", "content": content}]
+
+def test_ollama_chat_auto_and_pinned(ol, echo):
+    c = ol.Client(host=echo)
+    r = c.chat(model="auto", messages=user(MATH_Q))
+    assert r.model == "math-a" and r.message.role == "assistant" and r.message.content == MATH_Q   # routed to math-a; echoed
+    n = len(MATH_Q.split())
+    assert r.done and r.done_reason == "stop" and r.eval_count == n and r.prompt_eval_count == n and r.total_duration > 0
+    assert r.created_at.endswith("Z")
+    assert c.chat(model="auto:latest", messages=user(GENERAL_Q)).model == "base"                  # general: the base model
+    for name in ("code-a", "code-a:latest"):
+        assert c.chat(model=name, messages=user(MATH_Q)).model == "code-a"                       # pinned: not routed
+    assert c.chat(model="base", messages=user(MATH_Q)).model == "base"
+
+def test_ollama_answers_say_who_answered(echo):
+    r = httpx.post(echo + "/api/chat", json={"model": "auto", "stream": False, "messages": user(MATH_Q)}, timeout=30)
+    body, conf = r.json(), float(r.headers["x-locollm-confidence"])
+    assert r.headers["x-locollm-adapter"] == "math-a" and body["locollm"]["adapter"] == "math-a" and body["locollm"]["domain"] == "math"
+    assert 0 < conf <= 1 and body["locollm"]["confidence"] == pytest.approx(conf, abs=1e-4)
+    r = httpx.post(echo + "/api/generate", json={"model": "code-a:latest", "prompt": MATH_Q, "stream": False}, timeout=30)
+    assert r.json()["locollm"]["router"] == "manual" and r.headers["x-locollm-adapter"] == "code-a" and r.json()["response"] == MATH_Q
+
+def test_ollama_generate_with_system_and_options(ol, echo):
+    r = ol.Client(host=echo).generate(model="base", prompt="What is 2+2?", system="Be brief.", options={"num_predict": 3, "temperature": 0})
+    assert r.model == "base" and r.response == "Be brief. What" and r.done and r.done_reason == "length" and r.eval_count == 3
+
+def test_ollama_streams(ol, echo):
+    c = ol.Client(host=echo)
+    parts = list(c.chat(model="auto", messages=user(MATH_Q), stream=True, options={"num_predict": 4}))
+    assert "".join(p.message.content for p in parts).strip() == " ".join(MATH_Q.split()[:4])
+    assert [p.done for p in parts].count(True) == 1 and parts[-1].done and parts[-1].done_reason == "length" and parts[-1].eval_count == 4
+    assert {p.model for p in parts} == {"math-a"}
+    gen = list(c.generate(model="base", prompt="one two three", stream=True))
+    assert "".join(g.response for g in gen) == "one two three " and gen[-1].done_reason == "stop"
+    with httpx.stream("POST", echo + "/api/generate", json={"model": "auto", "prompt": "Write a haiku about rain"}, timeout=30) as r:  # streams by default
+        assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(l) for l in r.iter_lines() if l]
+    assert len(lines) > 2 and lines[0]["locollm"]["domain"] == "writing" and lines[-1]["done"] and lines[-1]["locollm"]["total_ms"] >= 0
+    assert not any(l["done"] for l in lines[:-1])
+
+def test_ollama_load_request(ol, echo):
+    c = ol.Client(host=echo)
+    assert c.generate(model="auto").done_reason == "load" and c.chat(model="math-a", messages=[]).done_reason == "load"
+
+def test_ollama_tags_show_version(ol, echo):
+    c = ol.Client(host=echo)
+    models = c.list().models
+    assert [m.model for m in models] == ["auto:latest", "math-a:latest", "math-b:latest", "code-a:latest", "base:latest"]
+    m = models[1]
+    assert m.size > 0 and len(m.digest) == 64 and m.details.format == "gguf" and m.details.family == "gemma3"
+    raw = httpx.get(echo + "/api/tags", timeout=10).json()["models"][1]
+    assert raw["locollm"]["active"] is True and raw["locollm"]["domain"] == "math"
+    s = c.show("math-a:latest")
+    assert "{{ .Prompt }}" in s.template and s.modelinfo["general.architecture"] == "gemma3" and s.license == "MIT" and "completion" in s.capabilities
+    assert isinstance(httpx.get(echo + "/api/version", timeout=10).json()["version"], str)
+
+def test_ollama_unknown_model_is_a_404(ol, echo):
+    c = ol.Client(host=echo)
+    with pytest.raises(ol.ResponseError) as e: c.chat(model="llama3.2", messages=user("hi"))
+    assert e.value.status_code == 404 and "math-a" in e.value.error
+    with pytest.raises(ol.ResponseError) as e: list(c.generate(model="math-a:v2", prompt="hi", stream=True))   # only :latest is a tag we know
+    assert e.value.status_code == 404
+    with pytest.raises(ol.ResponseError) as e: c.show("nope")
+    assert e.value.status_code == 404
+
+@pytest.mark.parametrize("path,body,status", [
+    ("/api/chat", b'{"model": "auto", "messages": [', 400), ("/api/generate", b"[1, 2]", 400), ("/api/generate", b"\xff\xfe not utf-8", 400),
+    ("/api/chat", b'{"messages": [{"role": "user", "content": "x"}]}', 400),
+    ("/api/generate", b'{"model": "auto", "prompt": "x", "options": {"num_predict": 100000}}', 400),
+    ("/api/generate", b'{"model": "auto", "prompt": "x", "options": {"temperature": "hot"}}', 400),
+    ("/api/generate", b'{"model": "auto", "prompt": "x", "options": "fast"}', 400),
+    ("/api/chat", b'{"model": "auto", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}', 400),
+    ("/api/chat", b'{"model": "auto", "messages": [{"role": "assistant", "content": "x"}]}', 400),
+    ("/api/generate", b'{"model": "nope", "prompt": "x"}', 404), ("/api/nope", b"{}", 404)])
+def test_ollama_malformed_requests(echo, path, body, status):
+    r = httpx.post(echo + path, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == status and list(r.json()) == ["error"] and isinstance(r.json()["error"], str) and r.json()["error"]
+
+def test_ollama_api_key_overload_and_metrics(ol, proj):
+    url, stop = echo_serve(proj, delay=0.2, queue_size=0, api_key="sk-ollama")
+    try:
+        with pytest.raises(ol.ResponseError) as e: ol.Client(host=url).chat(model="auto", messages=user("hi"))
+        assert e.value.status_code == 401
+        c = ol.Client(host=url, headers={"Authorization": "Bearer sk-ollama"})
+        out = [None] * 3
+        def one(i):
+            try: out[i] = c.generate(model="base", prompt="a b c").done_reason
+            except ol.ResponseError as e: out[i] = (e.status_code, e.error)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        busy = [o for o in out if o != "stop"]
+        assert "stop" in out and busy and all(s == 429 and "busy" in msg for s, msg in busy), out   # one model, no queue
+        m = httpx.get(url + "/metrics?format=json", headers={"Authorization": "Bearer sk-ollama"}, timeout=10).json()
+        counts = {(r["endpoint"], r["status"]): r["count"] for r in m["requests"]}
+        assert counts[("/api/generate", 200)] == out.count("stop") and counts[("/api/generate", 429)] == len(busy) == m["rejected"]
+        assert counts[("/api/chat", 401)] == 1
+    finally:
+        stop()
+
+def test_ollama_client_on_the_real_model(ol, server):
+    "The real base model with random LoRAs: the same greedy answer as through the OpenAI API; streamed = whole."
+    said = chat(server.client(), "auto", MATH_Q, max_tokens=6).parse().choices[0].message.content
+    c = ol.Client(host=server.url, timeout=300)
+    r = c.chat(model="auto", messages=user(MATH_Q), options={"num_predict": 6})
+    assert r.model == "math-a" and r.message.content == said and r.eval_count > 0 and r.done_reason in ("stop", "length")
+    whole = c.generate(model="code-a:latest", prompt="def add(a, b):", options={"num_predict": 6})
+    parts = list(c.generate(model="code-a", prompt="def add(a, b):", options={"num_predict": 6}, stream=True))
+    assert whole.model == "code-a" and "".join(p.response for p in parts).strip() == whole.response and parts[-1].eval_count == whole.eval_count
