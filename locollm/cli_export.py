@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['export_app', 'err', 'export_ollama_cmd']
 
-# %% ../nbs/92_cli_export.ipynb #64402fdd
+# %% ../nbs/92_cli_export.ipynb #08f3bbb3
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from .cli import app, state, load_registry, print_json, console
 
-# %% ../nbs/92_cli_export.ipynb #9b4d15b3
+# %% ../nbs/92_cli_export.ipynb #42e7fc64
 def _export_group() -> typer.Typer:
     "The `loco export` command group: the one already registered on `app`, else a new one."
     for g in app.registered_groups:
@@ -25,7 +25,7 @@ def _export_group() -> typer.Typer:
 export_app = _export_group()
 err = Console(stderr=True)
 
-# %% ../nbs/92_cli_export.ipynb #638b08f2
+# %% ../nbs/92_cli_export.ipynb #95d7123e
 class _Status:
     "A spinner started on the first progress message (so it never overlaps the merge's progress bar)."
     def __init__(self, quiet: bool): self.quiet, self.live = quiet, None

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['err', 'export_app', 'make_server', 'serve', 'export_group', 'export_vllm', 'export_lorax']
 
-# %% ../nbs/96_cli_serve.ipynb #3556039b
+# %% ../nbs/96_cli_serve.ipynb #de9bc595
 import json, os, sys, warnings
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from rich.console import Console
 from .core import LocoError
 from .cli import app, state, load_registry, print_json, console
 
-# %% ../nbs/96_cli_serve.ipynb #9ca41631
+# %% ../nbs/96_cli_serve.ipynb #e1ff57ed
 err = Console(stderr=True)
 
 def _need_serve_extra():
@@ -76,7 +76,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         err.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach this machine can use it")
     run_server(srv, host, port, log_level)
 
-# %% ../nbs/96_cli_serve.ipynb #bd982c89
+# %% ../nbs/96_cli_serve.ipynb #81feeb96
 def export_group() -> typer.Typer:
     "The `loco export` command group: the one already registered on `app`, else a new one."
     for g in app.registered_groups:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['pack', 'install', 'uninstall']
 
-# %% ../nbs/95_cli_share.ipynb #427aa8c7
+# %% ../nbs/95_cli_share.ipynb #e2b5f55d
 from pathlib import Path
 from typing import Optional
 import typer
@@ -13,7 +13,7 @@ from .core import LocoError
 from .cli import adapters_app, app, state, load_registry, print_json, console
 from . import share
 
-# %% ../nbs/95_cli_share.ipynb #6f661107
+# %% ../nbs/95_cli_share.ipynb #9187e989
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
 def _say(text: str) -> None: console.print(text, highlight=False, soft_wrap=True)
 
@@ -31,7 +31,7 @@ def pack(adapter: str = typer.Argument(..., help="Adapter to pack."),
     for s in res["skipped"]: _say(f"[yellow]![/] not shipped: {s} (pickle, unneeded or missing file)")
     if index: _say(f"[green]✓[/] {res['index']}: {res['name']} {res['version']} at {res['url']}")
 
-# %% ../nbs/95_cli_share.ipynb #84656c1c
+# %% ../nbs/95_cli_share.ipynb #c664fa4e
 @adapters_app.command("install")
 def install(source: str = typer.Argument(..., help="Index name[@version], URL, archive, folder or hf:owner/repo."),
             force: bool = typer.Option(False, "--force", help="Replace an installed adapter of the same name."),
@@ -47,7 +47,7 @@ def install(source: str = typer.Argument(..., help="Index name[@version], URL, a
     _say(f"  `loco ask --adapter {res['name']} \"…\"` uses it; `loco promote {res['name']}` makes it answer routed {res['domain']} questions"
                   + (" [yellow](the version it replaced was active: the base model answers until then)[/]" if res["was_active"] else ""))
 
-# %% ../nbs/95_cli_share.ipynb #b633c8f3
+# %% ../nbs/95_cli_share.ipynb #8a4599f2
 @adapters_app.command("uninstall")
 def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
               force: bool = typer.Option(False, "--force", help="Remove it even if it is its domain's active adapter."),

@@ -6,7 +6,7 @@
 __all__ = ['BASE', 'SAMPLING', 'ollama_model_name', 'ollama_template', 'OllamaModelSpec', 'keep_alive_value', 'push_blob',
            'create_ollama_model', 'export_ollama', 'OllamaBackend']
 
-# %% ../nbs/04b_ollama.ipynb #78375991
+# %% ../nbs/04b_ollama.ipynb #f3d6caf1
 import os, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ from .registry import AdapterFiles, Registry
 from .models import base_model_path, read_gguf
 from .engine import AdapterSet, Generation, adapter_set
 
-# %% ../nbs/04b_ollama.ipynb #472a6045
+# %% ../nbs/04b_ollama.ipynb #2cb65da3
 BASE = "base"  # what `loco export ollama base` and `loco ask --adapter base` call the base model
 
 def ollama_model_name(reg: Registry, adapter: str | None = None) -> str:
@@ -25,7 +25,7 @@ def ollama_model_name(reg: Registry, adapter: str | None = None) -> str:
     card = reg.adapter(adapter)
     return card.files.ollama_model or f"locollm-{card.name}"
 
-# %% ../nbs/04b_ollama.ipynb #f6cb6b8e
+# %% ../nbs/04b_ollama.ipynb #c45adbbc
 _Q = "\x00QUERY\x00"
 
 def ollama_template(prompt_format: str, prompt_template: str = "{query}") -> str:
@@ -33,10 +33,10 @@ def ollama_template(prompt_format: str, prompt_template: str = "{query}") -> str
     text = prompt_format.format(prompt=prompt_template.format(query=_Q))
     return "{{ .Prompt }}".join(part.replace("{{", '{{"{{"}}') for part in text.split(_Q))
 
-# %% ../nbs/04b_ollama.ipynb #d666432a
+# %% ../nbs/04b_ollama.ipynb #a2e33d0d
 SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.0}
 
-# %% ../nbs/04b_ollama.ipynb #df638b45
+# %% ../nbs/04b_ollama.ipynb #2bd6b679
 def _mf_quote(value: str, triple: bool = False) -> str:
     "A Modelfile value as Ollama's parser reads it (no escapes: quotes delimit, newlines stay literal)."
     if '"""' in value: raise LocoError(f"cannot write {value!r} in a Modelfile (it contains \"\"\")", "remove the triple quote from the registry's prompt format or stop strings")
@@ -71,7 +71,7 @@ class OllamaModelSpec:
         lines += [f"LICENSE {_mf_quote(l, triple=True)}" for l in self.license]
         return "\n".join(lines) + "\n"
 
-# %% ../nbs/04b_ollama.ipynb #67eea918
+# %% ../nbs/04b_ollama.ipynb #fd0940f3
 def keep_alive_value(v: str | float | None) -> str | float | None:
     "A keep_alive for Ollama's API: a number of seconds stays a number (the server reads strings as Go durations: '5m', '1h')."
     if v is None or isinstance(v, (int, float)): return v
@@ -112,7 +112,7 @@ def create_ollama_model(client, spec: OllamaModelSpec, on_status: Callable[[str]
                            parameters=spec.api_parameters(), license=spec.license or None, stream=True):
         if on_status and p.status: on_status(p.status)
 
-# %% ../nbs/04b_ollama.ipynb #50508710
+# %% ../nbs/04b_ollama.ipynb #3c5451d8
 def _call(client, fn, *args, adapter: str | None = None, model: str | None = None, **kw):
     "Call `fn(*args, **kw)` (a client method, or a generator of one) with Ollama's errors made one-line."
     import httpx, ollama
@@ -136,7 +136,7 @@ def _stream(client, it, **who):
         try: yield _call(client, next, it, **who)
         except StopIteration: return
 
-# %% ../nbs/04b_ollama.ipynb #5b49e6b2
+# %% ../nbs/04b_ollama.ipynb #02716ec4
 def _base_spec(reg: Registry) -> OllamaModelSpec:
     bm = reg.data.base_model
     return OllamaModelSpec(ollama_model_name(reg), base_model_path(reg), ollama_template(bm.prompt_format), list(bm.stop))
@@ -191,7 +191,7 @@ def export_ollama(name: str, registry: str | Path | None = None, merged: bool = 
             "modelfile": str(mf), "from": str(spec.gguf), "lora": str(spec.adapter) if spec.adapter else None,
             "base_model": base.model, "host": _host(client), "keep_alive": keep_alive}
 
-# %% ../nbs/04b_ollama.ipynb #476c04ec
+# %% ../nbs/04b_ollama.ipynb #6da2a5e3
 class OllamaBackend:
     "Answer through an Ollama server, one Ollama model per adapter (plus one for the base model)."
     name = "ollama"
@@ -236,7 +236,7 @@ class OllamaBackend:
         "Close the HTTP connections (the server keeps models loaded for `keep_alive`)."
         getattr(self.client, "close", lambda: None)()
 
-# %% ../nbs/04b_ollama.ipynb #8e1b14fb
+# %% ../nbs/04b_ollama.ipynb #0aa15312
 from fastcore.basics import patch
 
 @patch

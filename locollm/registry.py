@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['Slug', 'Sha256', 'ModelSource', 'BaseModelSpec', 'Domain', 'AdapterFiles', 'Score', 'AdapterCard', 'Promotion',
            'Retirement', 'RegistryData', 'RegistryIssue', 'RegistryError', 'parse_registry', 'Registry', 'promote',
-           'retire']
+           'retire', 'scratch_project']
 
-# %% ../nbs/01_registry.ipynb #25a4f305
+# %% ../nbs/01_registry.ipynb #d399412b
 import datetime as dt, getpass, io, re
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from .core import LocoError, atomic_write_text, sha256_file, find_registry
 
-# %% ../nbs/01_registry.ipynb #752a92e6
+# %% ../nbs/01_registry.ipynb #571c3ea0
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -58,7 +58,7 @@ class BaseModelSpec(_Strict):
         if "{prompt}" not in v: raise ValueError("prompt_format must contain {prompt}, where the request goes")
         return v
 
-# %% ../nbs/01_registry.ipynb #ec7e754b
+# %% ../nbs/01_registry.ipynb #00a59c82
 class Domain(_Strict):
     "A kind of query that can have specialist adapters."
     name: Slug
@@ -77,7 +77,7 @@ class Domain(_Strict):
             except re.error as e: raise ValueError(f"pattern {p!r} is not a valid regex: {e}")
         return v
 
-# %% ../nbs/01_registry.ipynb #2fa65683
+# %% ../nbs/01_registry.ipynb #c44b29a5
 class AdapterFiles(_Strict):
     "An adapter's artefacts: peft folder, GGUF LoRA, merged GGUF, and/or an Ollama model name."
     peft: str | None = None
@@ -155,7 +155,7 @@ class RegistryData(_Strict):
     promotions: list[Promotion] = []
     retirements: list[Retirement] = []
 
-# %% ../nbs/01_registry.ipynb #9dd4aa14
+# %% ../nbs/01_registry.ipynb #65b22ecd
 class RegistryIssue(BaseModel):
     "One problem in a registry file, located by line and key path."
     file: str
@@ -189,7 +189,7 @@ def _line_of(doc, loc) -> int | None:
         except (AttributeError, KeyError, TypeError): break
     return None if line is None else line + 1
 
-# %% ../nbs/01_registry.ipynb #2d60f9e1
+# %% ../nbs/01_registry.ipynb #a19cb4ca
 _FIXES = {"extra_forbidden": "remove the key or check its spelling against docs/adapter-guide.md",
           "missing": "add this key",
           "string_pattern_mismatch": "use lower-case letters, digits, '.', '_' and '-' (sha256: 64 hex digits)",
@@ -204,7 +204,7 @@ def _schema_issues(err: ValidationError, doc, file: str) -> list[RegistryIssue]:
                                  fix=_FIXES.get(e["type"], "fix the value")))
     return out
 
-# %% ../nbs/01_registry.ipynb #f755ed96
+# %% ../nbs/01_registry.ipynb #d9308f16
 def _files_of(card: AdapterCard, root: Path) -> list[str]:
     "Every file path (relative to `root`) that the card's `files` point at, expanding folders."
     out = []
@@ -248,7 +248,7 @@ def _file_issues(card: AdapterCard, i: int, root: Path, add):
         if not p.is_file(): add(("adapters", i, "sha256", rel), f"hashed file '{rel}' does not exist", "restore it or remove its hash")
         elif sha256_file(p) != h: add(("adapters", i, "sha256", rel), f"sha256 of '{rel}' does not match (file changed or corrupt)", "restore the original file, or re-register the adapter if it was retrained")
 
-# %% ../nbs/01_registry.ipynb #f370df7d
+# %% ../nbs/01_registry.ipynb #498dc38e
 def _yaml() -> YAML:
     y = YAML()
     y.preserve_quotes, y.width = True, 4096
@@ -270,7 +270,7 @@ def parse_registry(text: str, file: str = "registry.yaml", root: Path | None = N
     if issues := _rule_issues(data, doc, file, root or Path.cwd(), check_files): raise RegistryError(issues)
     return data, doc
 
-# %% ../nbs/01_registry.ipynb #2ceca1ba
+# %% ../nbs/01_registry.ipynb #26f3d20c
 def _merge_into(node, data):
     "Update a ruamel round-trip `node` in place to equal plain `data`, keeping comments where keys survive."
     if isinstance(node, CommentedMap) and isinstance(data, dict):
@@ -285,7 +285,7 @@ def _merge_into(node, data):
         return node
     return data
 
-# %% ../nbs/01_registry.ipynb #57098358
+# %% ../nbs/01_registry.ipynb #2cf26472
 class Registry:
     "A validated `registry.yaml` and the folder its relative paths start from."
     def __init__(self, data: RegistryData, doc: CommentedMap, path: Path):
@@ -321,7 +321,7 @@ class Registry:
                 atomic_write_text(path, text)
         except Timeout: raise LocoError(f"{path} is locked by another loco command", f"wait for it to finish, or delete {path}.lock if no loco command is running")
 
-# %% ../nbs/01_registry.ipynb #6cf4b826
+# %% ../nbs/01_registry.ipynb #fcea4258
 @patch
 def adapter(self: Registry, name: str) -> AdapterCard:
     "The adapter card called `name`."
@@ -347,7 +347,7 @@ def active_adapter(self: Registry, domain: str) -> AdapterCard | None:
     "The active adapter of `domain`, or `None` (the base model answers)."
     return next((a for a in self.data.adapters if a.domain == domain and a.active), None)
 
-# %% ../nbs/01_registry.ipynb #a7adfa4e
+# %% ../nbs/01_registry.ipynb #c7c03a4d
 def promote(name: str, path: str | Path | None = None, reason: str = "", force: bool = False, by: str | None = None) -> Promotion:
     "Make adapter `name` the active adapter of its domain; returns the recorded `Promotion`."
     with Registry.edit(path) as reg:
@@ -366,7 +366,7 @@ def promote(name: str, path: str | Path | None = None, reason: str = "", force: 
         reg.data.promotions = [*reg.data.promotions, rec]
     return rec
 
-# %% ../nbs/01_registry.ipynb #7c62e092
+# %% ../nbs/01_registry.ipynb #11bcdb75
 def retire(name: str, reason: str, path: str | Path | None = None, by: str | None = None) -> Retirement:
     "Retire adapter `name`: out of routing and ranking, kept in the registry with the reason."
     if not reason.strip(): raise LocoError("retiring needs a reason", "add --reason \"why this adapter is retired\"")
@@ -377,3 +377,19 @@ def retire(name: str, reason: str, path: str | Path | None = None, by: str | Non
         rec = Retirement(adapter=name, date=dt.datetime.now(dt.timezone.utc).replace(microsecond=0), by=by or getpass.getuser(), reason=reason)
         reg.data.retirements = [*reg.data.retirements, rec]
     return rec
+
+# %% ../nbs/01_registry.ipynb #02ecf4be
+def scratch_project(dest: str | Path, registry: str | Path | None = None, adapters: bool = True) -> Path:
+    "Copy the project of `registry` (default: `find_registry()`) into `dest`; returns the copy's registry path."
+    import shutil
+    src = Registry.load(registry)
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src.path, dest/"registry.yaml")
+    rels = [*src.data.router_files.values(), src.data.base_model.adr]
+    if adapters:
+        for c in src.data.adapters: rels += [*_files_of(c, src.root), *c.sha256, c.training_config, c.training_log]
+    else:
+        with Registry.edit(dest/"registry.yaml") as r: r.data.adapters, r.data.promotions, r.data.retirements = [], [], []
+    for rel in dict.fromkeys(filter(None, rels)):
+        if (src.root/rel).is_file(): (dest/rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src.root/rel, dest/rel)
+    return dest/"registry.yaml"

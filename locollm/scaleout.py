@@ -6,14 +6,14 @@
 __all__ = ['VLLM_RANKS', 'LORAX_IMAGE', 'PeftAdapter', 'peft_adapters', 'hf_base_model', 'vllm_command', 'lorax_command',
            'upstream_map', 'load_upstream_map', 'export_scaleout']
 
-# %% ../nbs/12a_scaleout.ipynb #fa321655
+# %% ../nbs/12a_scaleout.ipynb #6c02d34f
 import json, shlex, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from .core import LocoError, atomic_write_text, code_version
 from .registry import Registry
 
-# %% ../nbs/12a_scaleout.ipynb #769b7727
+# %% ../nbs/12a_scaleout.ipynb #bc4ffbe0
 @dataclass
 class PeftAdapter:
     "An adapter a multi-LoRA server can load: its peft folder, rank and training base."
@@ -44,7 +44,7 @@ def peft_adapters(reg: Registry) -> tuple[list[PeftAdapter], list[str]]:
                                c.get("base_model_name_or_path"), a.active))
     return out, skipped
 
-# %% ../nbs/12a_scaleout.ipynb #466ed84c
+# %% ../nbs/12a_scaleout.ipynb #17877c1f
 def _fake_peft(folder: Path, rank: int, base: str = "google/gemma-3-270m") -> Path:
     "A minimal peft folder (config + empty weights file) for tests and examples."
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def _fake_peft(folder: Path, rank: int, base: str = "google/gemma-3-270m") -> Pa
     (folder/"adapter_model.safetensors").write_bytes(b"")
     return folder
 
-# %% ../nbs/12a_scaleout.ipynb #3423747f
+# %% ../nbs/12a_scaleout.ipynb #a634f1e0
 def hf_base_model(adapters: list[PeftAdapter], base_model: str | None = None) -> str:
     "The Hugging Face base model for the server: `base_model`, else the one all adapters name."
     if base_model: return base_model
@@ -62,7 +62,7 @@ def hf_base_model(adapters: list[PeftAdapter], base_model: str | None = None) ->
     if not bases: raise LocoError("no adapter's adapter_config.json names its base model (base_model_name_or_path)", "pass --base-model HF_ID, e.g. google/gemma-3-270m")
     raise LocoError(f"the adapters were trained on different base models ({', '.join(bases)})", "export only adapters of one base, or pass --base-model")
 
-# %% ../nbs/12a_scaleout.ipynb #eb294db5
+# %% ../nbs/12a_scaleout.ipynb #83b5c16e
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 def _where(a: PeftAdapter, mount: str | None) -> str:
@@ -79,7 +79,7 @@ def vllm_command(reg: Registry, adapters: list[PeftAdapter], base_model: str | N
                 "--lora-modules", *[f"{a.name}={_where(a, mount)}" for a in adapters]]
     return cmd
 
-# %% ../nbs/12a_scaleout.ipynb #e4514eb2
+# %% ../nbs/12a_scaleout.ipynb #2b5a68f8
 LORAX_IMAGE = "ghcr.io/predibase/lorax:main"
 
 def lorax_command(reg: Registry, adapters: list[PeftAdapter], base_model: str | None = None, port: int = 8080, mount: str = "/data") -> list[str]:
@@ -87,7 +87,7 @@ def lorax_command(reg: Registry, adapters: list[PeftAdapter], base_model: str | 
     return ["docker", "run", "--gpus", "all", "--shm-size", "1g", "-p", f"{port}:80", "-v", f"{reg.root.resolve()}:{mount}",
             LORAX_IMAGE, "--model-id", hf_base_model(adapters, base_model), "--default-adapter-source", "local"]
 
-# %% ../nbs/12a_scaleout.ipynb #a7d4956a
+# %% ../nbs/12a_scaleout.ipynb #7079236e
 def upstream_map(kind: str, reg: Registry, adapters: list[PeftAdapter], mount: str | None = None) -> dict:
     "`{server, base_model, models: {adapter: upstream model name}}` for `loco serve --upstream-map`."
     if kind == "vllm": return {"server": "vllm", "base_model": reg.data.base_model.name, "models": {a.name: a.name for a in adapters}}
@@ -104,7 +104,7 @@ def load_upstream_map(path: str | Path) -> dict:
         raise LocoError(f"upstream map {p} needs `base_model` (a string) and `models` (adapter → upstream name)", "write it again with `loco export vllm|lorax`")
     return m
 
-# %% ../nbs/12a_scaleout.ipynb #405a3869
+# %% ../nbs/12a_scaleout.ipynb #b99663d2
 def _script(cmd: list[str], kind: str, reg: Registry, skipped: list[str], url: str) -> str:
     head = [f"#!/usr/bin/env bash", f"# Written by `loco export {kind}` from {reg.path.name} (locollm {code_version()}).",
             f"# {kind} serves the peft adapters of the registry (not the GGUF LoRAs the embedded engine uses).",

@@ -7,7 +7,7 @@ __all__ = ['log', 'AUTO', 'OLLAMA_VERSION', 'LOAD_PROMPTS', 'ApiError', 'chat_pr
            'Metrics', 'SwarmServer', 'OpenAIWriter', 'ollama_model', 'ollama_request', 'ollama_gen_params',
            'OllamaWriter', 'create_app', 'serve', 'serve_in_thread', 'load_test']
 
-# %% ../nbs/12_serve.ipynb #547adb74
+# %% ../nbs/12_serve.ipynb #b0a95cc6
 import asyncio, hmac, json, logging, math, threading, time, uuid
 from collections import Counter, deque
 from datetime import datetime, timezone
@@ -29,7 +29,7 @@ from .swarm import Swarm
 
 log = logging.getLogger("locollm.serve")
 
-# %% ../nbs/12_serve.ipynb #5e0ee9c7
+# %% ../nbs/12_serve.ipynb #8a19cbc3
 class ApiError(Exception):
     "An error answered in OpenAI's shape, with its HTTP status (and headers such as Retry-After)."
     def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
@@ -45,7 +45,7 @@ class ApiError(Exception):
     def response(self, ollama: bool = False) -> JSONResponse:
         return JSONResponse(self.body(ollama), status_code=self.status, headers=self.headers)
 
-# %% ../nbs/12_serve.ipynb #25628b82
+# %% ../nbs/12_serve.ipynb #0bb26001
 def _text(content) -> str:
     if content is None: return ""
     if isinstance(content, str): return content
@@ -78,7 +78,7 @@ def completion_prompt(prompt) -> tuple[str, str]:
     if not isinstance(prompt, str): raise ApiError(400, "`prompt` must be a string (token lists and batches are not supported)", param="prompt")
     return prompt, prompt
 
-# %% ../nbs/12_serve.ipynb #e52ba5eb
+# %% ../nbs/12_serve.ipynb #6a7a2da9
 def _number(src: dict, key: str, lo: float, hi: float, default, integer: bool = False, where: str = ""):
     v = src.get(key)
     if v is None: return default
@@ -103,7 +103,7 @@ def gen_params(body: dict, max_tokens_limit: int = 1024, default_max_tokens: int
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     return _sampling(body, key, max_tokens_limit, default_max_tokens)
 
-# %% ../nbs/12_serve.ipynb #b528d59f
+# %% ../nbs/12_serve.ipynb #31663f3d
 class Metrics:
     "Counters and latency histograms of a running server."
     BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -150,7 +150,7 @@ class Metrics:
         for k, v in gauges.items(): metric(f"locollm_{k}" if not k.startswith("process_") else k, "gauge", k.replace("_", " ") + ".", [("", v)])
         return "\n".join(out) + "\n"
 
-# %% ../nbs/12_serve.ipynb #ddba4318
+# %% ../nbs/12_serve.ipynb #fe81d3f6
 AUTO = "auto"
 class _Cancelled(Exception): pass
 
@@ -184,7 +184,7 @@ class SwarmServer:
     @property
     def mode(self) -> str: return "upstream" if self.upstream else "local"
 
-# %% ../nbs/12_serve.ipynb #1ca82a14
+# %% ../nbs/12_serve.ipynb #87770d9a
 from fastcore.basics import patch
 
 @patch
@@ -208,7 +208,7 @@ def decide(self: SwarmServer, query: str, pinned: str | None) -> RouteDecision:
     if pinned is None: return RouteDecision(domain=GENERAL, adapter=None, confidence=1.0, scores={}, router="manual")
     return RouteDecision(domain=self.registry.adapter(pinned).domain, adapter=pinned, confidence=1.0, scores={}, router="manual")
 
-# %% ../nbs/12_serve.ipynb #09cd27f6
+# %% ../nbs/12_serve.ipynb #65d51aaa
 @patch
 def retry_after(self: SwarmServer) -> int:
     "Seconds a refused client should wait: the queue ahead of it times the recent mean latency."
@@ -258,7 +258,7 @@ async def stop(self: SwarmServer) -> None:
     for s in self.slots:
         if s is not None: s.backend.close()
 
-# %% ../nbs/12_serve.ipynb #4266c9a8
+# %% ../nbs/12_serve.ipynb #4a57dc81
 @patch
 def run(self: SwarmServer, slot: Swarm, query: str, prompt: str, pinned, gen: dict, stream: bool):
     "Start routing + generation on `slot` in a worker; returns `(events, cancel)`."
@@ -295,7 +295,7 @@ def _generation_error(e: BaseException) -> ApiError:
     log.exception("generation failed", exc_info=e)
     return ApiError(500, f"Generation failed: {type(e).__name__}: {msg}", type="server_error")
 
-# %% ../nbs/12_serve.ipynb #1360e124
+# %% ../nbs/12_serve.ipynb #c52a91ae
 def _meta(d: RouteDecision, a=None, queue_ms: float | None = None) -> dict:
     m = {"adapter": d.adapter, "domain": d.domain, "confidence": round(d.confidence, 4), "router": d.router,
          "scores": {k: round(v, 4) for k, v in d.scores.items()}, "route_ms": round(d.ms, 3), "fallback": d.fallback}
@@ -326,7 +326,7 @@ def _chunk(chat: bool, rid: str, model: str, text: str | None = None, finish: st
     body = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "created": int(time.time()), "model": model, "choices": [choice], **extra}
     return f"data: {json.dumps(body)}\n\n"
 
-# %% ../nbs/12_serve.ipynb #b128fef8
+# %% ../nbs/12_serve.ipynb #a563e1c1
 class _Stream(StreamingResponse):
     "A StreamingResponse that notices disconnects and always calls `on_close` at the end."
     def __init__(self, content, on_close, **kw):
@@ -340,7 +340,7 @@ class _Stream(StreamingResponse):
             if hasattr(self.body_iterator, "aclose"): await self.body_iterator.aclose()
             await self._on_close()
 
-# %% ../nbs/12_serve.ipynb #4ad7e378
+# %% ../nbs/12_serve.ipynb #8ad0b56f
 @patch
 async def read_json(self: SwarmServer, request: Request) -> dict:
     "The request's JSON object body, size-limited."
@@ -363,7 +363,7 @@ def check_key(self: SwarmServer, request: Request) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
         raise ApiError(401, "Missing or wrong API key: send `Authorization: Bearer <key>`", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
-# %% ../nbs/12_serve.ipynb #7430f4a1
+# %% ../nbs/12_serve.ipynb #e851a75d
 class OpenAIWriter:
     "Answers in OpenAI's shapes: `chat.completion` or `text_completion`, streamed as server-sent events."
     media_type = "text/event-stream"
@@ -383,7 +383,7 @@ class OpenAIWriter:
         return out + "data: [DONE]\n\n"
     def error(self, e: ApiError) -> str: return f"data: {json.dumps(e.body())}\n\n"
 
-# %% ../nbs/12_serve.ipynb #ba8f6a87
+# %% ../nbs/12_serve.ipynb #b52defca
 @patch
 async def answer(self: SwarmServer, request: Request, writer, query: str, prompt: str, pinned, gen: dict, stream: bool, t0: float) -> Response:
     "Queue, route and generate one checked request; `writer` writes the answer, whole or streamed."
@@ -444,7 +444,7 @@ def _account(self: SwarmServer, a, d: RouteDecision) -> None:
     self.metrics.tokens["prompt"] += g.prompt_tokens; self.metrics.tokens["completion"] += g.completion_tokens
     self.metrics.recent.append(a.total_ms / 1000)
 
-# %% ../nbs/12_serve.ipynb #c758174b
+# %% ../nbs/12_serve.ipynb #c285b75d
 @patch
 async def completion(self: SwarmServer, request: Request, chat: bool) -> Response:
     "Answer an OpenAI chat or text completion request (streamed or not)."
@@ -458,7 +458,7 @@ async def completion(self: SwarmServer, request: Request, chat: bool) -> Respons
     return await self.answer(request, OpenAIWriter(chat, include_usage=isinstance(opts, dict) and bool(opts.get("include_usage"))),
                              query, prompt, pinned, gen, stream, t0)
 
-# %% ../nbs/12_serve.ipynb #8c8ead98
+# %% ../nbs/12_serve.ipynb #50b8a936
 @patch
 async def forward(self: SwarmServer, request: Request, body: dict, query: str, pinned, chat: bool, stream: bool, t0: float) -> Response:
     "Route, then relay the request to the upstream server with the chosen adapter as `model`."
@@ -504,7 +504,7 @@ async def forward(self: SwarmServer, request: Request, body: dict, query: str, p
     finally:
         if not owned: self.release(slot)
 
-# %% ../nbs/12_serve.ipynb #42e3f96f
+# %% ../nbs/12_serve.ipynb #29b9a9c3
 @patch
 def model_cards(self: SwarmServer) -> list[dict]:
     "The `/v1/models` entries: auto, each served adapter, base."
@@ -526,7 +526,7 @@ def health(self: SwarmServer) -> dict:
             "adapters": list(self.models), **({"upstream": self.upstream} if self.upstream else {}), **self.gauges(),
             "uptime_s": round(time.time() - self.metrics.started, 1)}
 
-# %% ../nbs/12_serve.ipynb #50218504
+# %% ../nbs/12_serve.ipynb #972dc96e
 OLLAMA_VERSION = "0.5.0"   # the level of Ollama's API these endpoints follow: what GET /api/version reports
 
 def ollama_model(name):
@@ -557,7 +557,7 @@ def ollama_gen_params(body: dict, max_tokens_limit: int = 1024, default_max_toke
     if isinstance(n, int) and not isinstance(n, bool) and n < 0: opts = {**opts, "num_predict": max_tokens_limit}  # -1, -2: as many as allowed
     return _sampling(opts, "num_predict", max_tokens_limit, default_max_tokens, where="options.")
 
-# %% ../nbs/12_serve.ipynb #8f684d61
+# %% ../nbs/12_serve.ipynb #c18d7637
 def _rfc3339(t: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -587,7 +587,7 @@ class OllamaWriter:
         return _ndjson(self.obj(d.adapter or "base", "", True, **self.stats(a), locollm=_meta(d, a, queue_ms)))
     def error(self, e: ApiError) -> str: return _ndjson(e.body(ollama=True))
 
-# %% ../nbs/12_serve.ipynb #c8207480
+# %% ../nbs/12_serve.ipynb #deece3ed
 @patch
 async def ollama(self: SwarmServer, request: Request, chat: bool) -> Response:
     "Answer an Ollama /api/chat or /api/generate request (an NDJSON stream unless `stream` is false)."
@@ -602,7 +602,7 @@ async def ollama(self: SwarmServer, request: Request, chat: bool) -> Response:
         raise ApiError(501, "the Ollama API is not served in sidecar mode (--upstream): use the OpenAI API at /v1", type="server_error", code="not_implemented")
     return await self.answer(request, writer, *asked, pinned, gen, stream, t0)
 
-# %% ../nbs/12_serve.ipynb #718900e8
+# %% ../nbs/12_serve.ipynb #491e006e
 @patch
 def ollama_models(self: SwarmServer) -> list[dict]:
     "The /api/tags entries: auto, each served adapter, base."
@@ -639,7 +639,7 @@ def ollama_show(self: SwarmServer, model) -> dict:
             "model_info": {"general.architecture": bm.family}, "capabilities": ["completion"], "modified_at": entry["modified_at"],
             "locollm": entry["locollm"]}
 
-# %% ../nbs/12_serve.ipynb #e23eb665
+# %% ../nbs/12_serve.ipynb #b0addfc4
 def _endpoint(server: SwarmServer, fn, path: str, auth: bool = True, ollama: bool = False):
     async def handler(request: Request) -> Response:
         t0 = time.perf_counter()
@@ -691,14 +691,14 @@ def create_app(server: SwarmServer) -> Starlette:
     return Starlette(routes=[Route(p, _endpoint(server, f, p, auth=p != "/health", ollama=p.startswith("/api/")), methods=[m]) for p, f, m in routes],
                      exception_handlers={HTTPException: http_error}, lifespan=lifespan)
 
-# %% ../nbs/12_serve.ipynb #048e9b0c
+# %% ../nbs/12_serve.ipynb #9ef9f1de
 def serve(server: SwarmServer, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
     "Serve `server` over HTTP until interrupted."
     import uvicorn
     uvicorn.run(create_app(server), host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
                 timeout_graceful_shutdown=10)
 
-# %% ../nbs/12_serve.ipynb #c813c660
+# %% ../nbs/12_serve.ipynb #57b4ccbe
 def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0):
     "Start uvicorn on `app` in a daemon thread; returns `(base_url, stop)`."
     import uvicorn
@@ -712,7 +712,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float 
         srv.should_exit = True; th.join(timeout)
     return f"http://{host}:{srv.servers[0].sockets[0].getsockname()[1]}", stop
 
-# %% ../nbs/12_serve.ipynb #4e78a8e3
+# %% ../nbs/12_serve.ipynb #a490edba
 LOAD_PROMPTS = ["A shop sells 3 pens for $2. How much do 12 pens cost?", "Write a Python function that reverses a string.",
                 "Write a haiku about autumn.", "Summarize: the council voted to extend the library's opening hours.",
                 "Who painted the Mona Lisa?", "What is 17 + 25?", "Fix this code: def f(x) return x", "Describe the sea in one sentence."]

@@ -9,7 +9,7 @@ __all__ = ['AdapterSpec', 'DataSpec', 'LoraSpec', 'TrainingSpec', 'Notes', 'Trai
            'evaluate_loss', 'fit', 'adapter_licence', 'loss_plot', 'fill_template', 'log_values', 'TrainResult',
            'train']
 
-# %% ../nbs/07a_train.ipynb #3865fff5
+# %% ../nbs/07a_train.ipynb #8f767200
 import datetime as dt, io, json, math, os, platform, random, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from .registry import AdapterCard, AdapterFiles, Registry, Slug, _key_path, _lin
 from .models import base_model_path, read_gguf
 from .data import PreparedData, prepare, SOURCES
 
-# %% ../nbs/07a_train.ipynb #6e8b1cf0
+# %% ../nbs/07a_train.ipynb #611c250b
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,7 +117,7 @@ class TrainConfig(_Strict):
         if "{query}" not in v: raise ValueError("prompt_template must contain {query}, where the user's question goes")
         return v
 
-# %% ../nbs/07a_train.ipynb #d862c6c3
+# %% ../nbs/07a_train.ipynb #0e2cc44a
 _CONFIG_FIXES = {"extra_forbidden": "remove the key or check its spelling (the keys are listed in docs/adapter-guide.md §3)",
                  "missing": "add this key", "literal_error": "use one of the allowed values"}
 
@@ -144,7 +144,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file(): raise LocoError(f"config file {path} does not exist", "pass the path of a training config, e.g. configs/math-gsm8k.yaml")
     return parse_config(path.read_text(encoding="utf-8"), str(path))
 
-# %% ../nbs/07a_train.ipynb #6ff89c6c
+# %% ../nbs/07a_train.ipynb #79a67225
 @dataclass
 class Plan:
     "A checked training run: config, registry, prepared data and where outputs go."
@@ -188,7 +188,7 @@ def _dump_config(c: TrainConfig) -> str:
     y.dump(json.loads(c.model_dump_json(exclude_defaults=True)), buf)
     return buf.getvalue()
 
-# %% ../nbs/07a_train.ipynb #2e6bdfbe
+# %% ../nbs/07a_train.ipynb #7cd27702
 @dataclass
 class Tokenized:
     "Token ids of one example and where its answer starts."
@@ -212,7 +212,7 @@ def tokenize(rows, tok, prompt_template: str, prompt_format: str, max_seq_len: i
         out.append(Tokenized(p + a, len(p), e.id))
     return out, dropped
 
-# %% ../nbs/07a_train.ipynb #f95c7ec8
+# %% ../nbs/07a_train.ipynb #811320b7
 def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucketing: bool = True) -> list[list[int]]:
     "The batches (lists of example indices) of one epoch."
     rng = random.Random(f"{seed}/{epoch}")
@@ -227,7 +227,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 
 def padded_tokens(batches, lengths) -> int: return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
-# %% ../nbs/07a_train.ipynb #117b1ecb
+# %% ../nbs/07a_train.ipynb #a26e9871
 def _causal_lm(model):
     "The `…ForCausalLM` inside a peft model (or the model itself)."
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -255,7 +255,7 @@ def collate(examples: list[Tokenized], pad_id: int):
         lab[i, e.n_prompt:len(e.ids)] = torch.tensor(e.ids[e.n_prompt:])
     return ids, att, lab
 
-# %% ../nbs/07a_train.ipynb #14299efe
+# %% ../nbs/07a_train.ipynb #e298c58a
 def select_device(requested: str = "auto") -> str:
     "`cpu`, `cuda` (transformers + peft on the GPU) or `unsloth` (unsloth on the GPU)."
     import importlib.util, torch
@@ -273,7 +273,7 @@ def select_precision(requested: str, device: str) -> str:
     fast = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if fast else "fp32"
 
-# %% ../nbs/07a_train.ipynb #70ef27ca
+# %% ../nbs/07a_train.ipynb #8e582dcf
 def load_for_training(c: TrainConfig, reg: Registry, device: str):
     "`(peft model, tokenizer)` ready to train on `device`."
     import torch
@@ -299,7 +299,7 @@ def load_for_training(c: TrainConfig, reg: Registry, device: str):
                                             target_modules=list(c.lora.target_modules), bias="none", task_type="CAUSAL_LM"))
     return model, tok
 
-# %% ../nbs/07a_train.ipynb #74eabe64
+# %% ../nbs/07a_train.ipynb #30f8d325
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     "Multiplier of the learning rate at optimizer step `step` (0-based)."
     if warmup and step < warmup: return (step + 1) / (warmup + 1)
@@ -341,7 +341,7 @@ class _StopOnCtrlC:
 class TrainingInterrupted(LocoError):
     "Training stopped early; the checkpoint it saved can be resumed."
 
-# %% ../nbs/07a_train.ipynb #0aee0193
+# %% ../nbs/07a_train.ipynb #fde42fbb
 def _dev(device: str) -> str:
     "The torch device of a training path (`unsloth` runs on `cuda`)."
     return "cpu" if device == "cpu" else "cuda"
@@ -365,7 +365,7 @@ def evaluate_loss(model, examples: list[Tokenized], pad_id: int, batch_size: int
     model.train(was)
     return s / max(n, 1)
 
-# %% ../nbs/07a_train.ipynb #5679fcef
+# %% ../nbs/07a_train.ipynb #8bb54c9b
 def _progress(total: int, done: int):
     from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.console import Console
@@ -451,7 +451,7 @@ class _null:
     def __enter__(self): return self
     def __exit__(self, *a): pass
 
-# %% ../nbs/07a_train.ipynb #dd626595
+# %% ../nbs/07a_train.ipynb #41015ece
 def adapter_licence(reg: Registry, data: PreparedData) -> str:
     "The adapter's licence: the base model's terms, and non-commercial when any training data is."
     base = "Gemma Terms of Use" if reg.data.base_model.family.startswith("gemma") else f"the licence of {reg.data.base_model.name}"
@@ -478,7 +478,7 @@ def loss_plot(history: list[dict], val_loss: float | None, path: Path) -> Path |
     plt.close(fig)
     return path
 
-# %% ../nbs/07a_train.ipynb #deb82880
+# %% ../nbs/07a_train.ipynb #5672cfd8
 import re as _re
 _PLACEHOLDER = _re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
 
@@ -514,7 +514,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
-# %% ../nbs/07a_train.ipynb #2d9c6af0
+# %% ../nbs/07a_train.ipynb #ba8b4295
 def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, precision: str, n_params: tuple[int, int],
                n_long: int, threads: int, peak: int) -> dict:
     "Every placeholder of TRAINING_LOG_TEMPLATE.md, from the plan and the finished run."
@@ -579,7 +579,7 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
         "known_issues": known.strip(),
     }
 
-# %% ../nbs/07a_train.ipynb #58e824fe
+# %% ../nbs/07a_train.ipynb #1f006a5b
 @dataclass
 class TrainResult:
     "What a finished run produced."
@@ -610,7 +610,7 @@ def _peak_rss() -> int:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb if sys.platform == "darwin" else kb * 1024
 
-# %% ../nbs/07a_train.ipynb #6240ed21
+# %% ../nbs/07a_train.ipynb #6fa8c0c8
 def train(config: TrainConfig | str | Path, registry: Registry | str | Path | None = None, resume: bool = False, register: bool = True,
           progress: bool = True, stop_after: int | None = None, config_text: str | None = None) -> TrainResult:
     "Train the adapter `config` describes, export it, write its log and register it as a candidate."
@@ -642,7 +642,7 @@ def train(config: TrainConfig | str | Path, registry: Registry | str | Path | No
     run.update(checkpoint_dir=ckpt_dir, train_examples=train_ex, val_examples=val_ex, wall_start=t_wall)
     return _finish(pl, run, model, device, precision, threads, n_long, register)
 
-# %% ../nbs/07a_train.ipynb #c1e1c1d5
+# %% ../nbs/07a_train.ipynb #5edcbc69
 def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: int, n_long: int, register: bool) -> TrainResult:
     "Save the peft adapter, export the GGUF LoRA, write config, history, plot and log, and register."
     c, reg, out = pl.config, pl.registry, pl.out_dir

@@ -24,11 +24,9 @@ def project(tmp_path, base_info):
     math-a and math-b (accepted) in math, code-a (candidate) in code."""
     from locollm.core import sha256_file
     from locollm.lora import random_lora, target_shapes
-    from locollm.registry import AdapterCard, Registry
+    from locollm.registry import AdapterCard, Registry, scratch_project
     shapes = target_shapes(base_info.path)
-    text = (REPO/"registry.yaml").read_text().replace("  adr: docs/adr/0001-base-model.md\n", "")
-    (tmp_path/"registry.yaml").write_text(text)
-    shutil.copytree(REPO/"routers", tmp_path/"routers")   # the trained router files the registry names
+    scratch_project(tmp_path, REPO/"registry.yaml", adapters=False)   # the committed registry, its router files and ADR; no adapters
     with Registry.edit(tmp_path/"registry.yaml") as reg:
         for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
             rel = f"adapters/{name}/{name}.gguf"

@@ -9,6 +9,7 @@ from locollm.benchmarks import (GSM8K, Item, Summarisation, Writing, gsm8k_score
                                 read_jsonl, rouge_scores, split_by_source, summarisation_split, summary_key, writing_key, writing_split, WRITING_FILES)
 from locollm.sandbox import HumanEval, extract_code, run_sandboxed, sandbox_isolation
 from locollm.stats import acceptance_verdict, mcnemar_exact, paired_test, wilson_ci
+from locollm.registry import scratch_project
 from locollm.core import data_dir, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,8 +233,10 @@ def test_eval_adapter_of_another_base_is_a_one_line_error(project):
     assert len(lines) == 1 and lines[0].startswith("loco: error:") and "does not fit the base model" in lines[0], r.stderr
 
 def test_eval_card_of_another_base_is_a_one_line_error(tmp_path):
-    text = (REPO/"registry.yaml").read_text().replace("adapters: []", "adapters:\n  - {name: llama-math, domain: math, base_model: llama-3.2-3b-q4, licence: MIT}")
-    (tmp_path/"registry.yaml").write_text(text)
+    reg = scratch_project(tmp_path, REPO/"registry.yaml", adapters=False)
+    text = reg.read_text()
+    assert "adapters: []" in text
+    reg.write_text(text.replace("adapters: []", "adapters:\n  - {name: llama-math, domain: math, base_model: llama-3.2-3b-q4, licence: MIT}"))
     r = subprocess.run([*LOCO, "--registry", str(tmp_path/"registry.yaml"), "eval", "llama-math", "--benchmarks", "gsm8k", "--limit", "1"],
                        capture_output=True, text=True, timeout=120)
     lines = r.stderr.strip().splitlines()

@@ -10,7 +10,7 @@ import pytest
 from conftest import LOCO, REPO
 from fake_ollama import FakeOllama, free_port
 from locollm.core import LocoError, sha256_file
-from locollm.registry import AdapterCard, Registry
+from locollm.registry import AdapterCard, Registry, scratch_project
 from locollm.ollama_backend import OllamaBackend, export_ollama, ollama_template
 
 # Until the lead registers the backend ("ollama" in locollm.engine.BACKENDS) and imports cli_export in cli.py,
@@ -39,8 +39,7 @@ def make_project(root: Path, base_info) -> Path:
     "A copy of the committed registry with math-a, math-b (accepted) and code-a (candidate), seeded random GGUF LoRAs."
     from locollm.lora import random_lora, target_shapes
     shapes = target_shapes(base_info.path)
-    (root/"registry.yaml").write_text((REPO/"registry.yaml").read_text().replace("  adr: docs/adr/0001-base-model.md\n", ""))
-    if (REPO/"routers").is_dir(): shutil.copytree(REPO/"routers", root/"routers")  # the trained router files the registry names
+    scratch_project(root, REPO/"registry.yaml", adapters=False)
     with Registry.edit(root/"registry.yaml") as reg:
         for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
             rel = f"adapters/{name}/{name}.gguf"

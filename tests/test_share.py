@@ -75,7 +75,7 @@ def snapshot(project: Path) -> dict:
 
 def leftovers(project: Path, cache: Path) -> list[str]:
     root = project.parent
-    return sorted(p.name for p in root.iterdir() if p.name not in ("adapters", "routers", "registry.yaml", "registry.yaml.lock")) + \
+    return sorted(p.name for p in root.iterdir() if p.name not in ("adapters", "routers", "docs", "registry.yaml", "registry.yaml.lock")) + \
            sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
 
 def one_line_error(r, expect: str) -> str:

@@ -46,10 +46,10 @@ training: {max_seq_len: 192, max_steps: 3, batch_size: 4, learning_rate: 3.0e-3,
 def proj(tmp_path_factory):
     "A temporary LocoLLM project: a copy of the committed registry (and the files it names), the log template, a tiny config."
     d = tmp_path_factory.mktemp("proj")
-    shutil.copy(REPO/"registry.yaml", d/"registry.yaml")
+    from locollm.registry import scratch_project
+    scratch_project(d, REPO/"registry.yaml", adapters=False)
     shutil.copy(REPO/"TRAINING_LOG_TEMPLATE.md", d/"TRAINING_LOG_TEMPLATE.md")
-    if (REPO/"routers").is_dir(): shutil.copytree(REPO/"routers", d/"routers")
-    if (REPO/"docs").is_dir(): shutil.copytree(REPO/"docs", d/"docs")
+    if (REPO/"docs").is_dir(): shutil.copytree(REPO/"docs", d/"docs", dirs_exist_ok=True)
     (d/"tiny.yaml").write_text(TINY)
     return d
 
