@@ -1,5 +1,5 @@
 "Shared fixtures: a throw-away LocoLLM project with real adapter files, and a `loco` runner."
-import os, shutil, subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -18,19 +18,21 @@ def base_info():
     from locollm.models import base_model_path, read_gguf
     return read_gguf(base_model_path(Registry.load(REPO/"registry.yaml")))
 
-@pytest.fixture
-def project(tmp_path, base_info):
-    """A copy of the committed registry with three adapters that have real (seeded random) GGUF LoRAs:
-    math-a and math-b (accepted) in math, code-a (candidate) in code."""
+def make_project(root: Path, base_info) -> Path:
+    """A copy of the committed registry (no committed adapters) with three adapters that have real (seeded random)
+    GGUF LoRAs: math-a and math-b (accepted) in math, code-a (candidate) in code."""
     from locollm.core import sha256_file
     from locollm.lora import random_lora, target_shapes
     from locollm.registry import AdapterCard, Registry, scratch_project
     shapes = target_shapes(base_info.path)
-    scratch_project(tmp_path, REPO/"registry.yaml", adapters=False)   # the committed registry, its router files and ADR; no adapters
-    with Registry.edit(tmp_path/"registry.yaml") as reg:
+    scratch_project(root, REPO/"registry.yaml", adapters=False)   # the committed registry, its router files and ADR
+    with Registry.edit(root/"registry.yaml") as reg:
         for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
             rel = f"adapters/{name}/{name}.gguf"
-            random_lora(tmp_path/rel, shapes, base_info.architecture, seed=i + 1, std=0.05)
+            random_lora(root/rel, shapes, base_info.architecture, seed=i + 1, std=0.05)
             reg.data.adapters = [*reg.data.adapters, AdapterCard(name=name, domain=domain, base_model=reg.data.base_model.name, licence="MIT",
-                                                                 status=status, files={"gguf_lora": rel}, sha256={rel: sha256_file(tmp_path/rel)})]
-    return tmp_path/"registry.yaml"
+                                                                 status=status, files={"gguf_lora": rel}, sha256={rel: sha256_file(root/rel)})]
+    return root/"registry.yaml"
+
+@pytest.fixture
+def project(tmp_path, base_info): return make_project(tmp_path, base_info)

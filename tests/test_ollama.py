@@ -3,14 +3,13 @@ through the real `ollama` client against tests/fake_ollama.py (no Ollama server 
 
 The fake answers with the real embedded engine (engine="llama.cpp") where answers matter, and with a
 deterministic echo where only the protocol does."""
-import json, os, shutil, subprocess, sys
-from pathlib import Path
+import json, os, subprocess, sys
 import ollama
 import pytest
-from conftest import LOCO, REPO
+from conftest import LOCO, make_project
 from fake_ollama import FakeOllama, free_port
 from locollm.core import LocoError, sha256_file
-from locollm.registry import AdapterCard, Registry, scratch_project
+from locollm.registry import Registry
 from locollm.ollama_backend import OllamaBackend, export_ollama, ollama_template
 
 # Until the lead registers the backend ("ollama" in locollm.engine.BACKENDS) and imports cli_export in cli.py,
@@ -34,19 +33,6 @@ def one_line_error(r, *needles):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     for n in needles: assert n in lines[0], lines[0]
-
-def make_project(root: Path, base_info) -> Path:
-    "A copy of the committed registry with math-a, math-b (accepted) and code-a (candidate), seeded random GGUF LoRAs."
-    from locollm.lora import random_lora, target_shapes
-    shapes = target_shapes(base_info.path)
-    scratch_project(root, REPO/"registry.yaml", adapters=False)
-    with Registry.edit(root/"registry.yaml") as reg:
-        for i, (name, domain, status) in enumerate([("math-a", "math", "accepted"), ("math-b", "math", "accepted"), ("code-a", "code", "candidate")]):
-            rel = f"adapters/{name}/{name}.gguf"
-            random_lora(root/rel, shapes, base_info.architecture, seed=i + 1, std=0.05)
-            reg.data.adapters = [*reg.data.adapters, AdapterCard(name=name, domain=domain, base_model=reg.data.base_model.name, licence="MIT",
-                                                                 status=status, files={"gguf_lora": rel}, sha256={rel: sha256_file(root/rel)})]
-    return root/"registry.yaml"
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory, base_info): return make_project(tmp_path_factory.mktemp("proj"), base_info)
