@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['AdapterSet', 'BACKENDS', 'adapter_set', 'Generation', 'Backend', 'LlamaCppBackend', 'make_backend']
 
-# %% ../nbs/04_engine.ipynb #b1e37177
+# %% ../nbs/04_engine.ipynb #0e398779
 import ctypes, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from .core import LocoError
 from .registry import Registry
 from .models import base_model_path, read_gguf
 
-# %% ../nbs/04_engine.ipynb #ef881382
+# %% ../nbs/04_engine.ipynb #87144e45
 AdapterSet = None | str | dict[str, float]
 
 def adapter_set(adapters: AdapterSet) -> dict[str, float]:
@@ -23,7 +23,7 @@ def adapter_set(adapters: AdapterSet) -> dict[str, float]:
     if isinstance(adapters, str): return {adapters: 1.0}
     return {k: float(v) for k, v in adapters.items()}
 
-# %% ../nbs/04_engine.ipynb #8b6e02ae
+# %% ../nbs/04_engine.ipynb #812e3751
 @dataclass
 class Generation:
     "A generated answer and its cost."
@@ -54,7 +54,7 @@ class Backend(Protocol):
                  on_token: Callable[[str], None] | None = None) -> Generation: ...
     def close(self) -> None: ...
 
-# %% ../nbs/04_engine.ipynb #50c04cc1
+# %% ../nbs/04_engine.ipynb #efb66eb5
 def _quiet():
     from llama_cpp._utils import suppress_stdout_stderr
     return suppress_stdout_stderr(disable=bool(os.environ.get("LOCOLLM_VERBOSE")))
@@ -87,7 +87,7 @@ class LlamaCppBackend:
     @property
     def adapters(self) -> list[str]: return list(self._lora)
 
-# %% ../nbs/04_engine.ipynb #554da2a1
+# %% ../nbs/04_engine.ipynb #e9f93766
 from fastcore.basics import patch
 
 @patch
@@ -125,7 +125,7 @@ def clear_cache(self: LlamaCppBackend) -> None:
     self.llm.reset()
     llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
 
-# %% ../nbs/04_engine.ipynb #ba3946cc
+# %% ../nbs/04_engine.ipynb #794f471c
 def _free_sampler(llm) -> None:
     "Free the native sampler chain llama-cpp-python keeps after a completion."
     s = getattr(llm, "_sampler", None)
@@ -170,7 +170,7 @@ def close(self: LlamaCppBackend) -> None:
     self._lora.clear()
     self.llm.close()
 
-# %% ../nbs/04_engine.ipynb #25f3d4ae
+# %% ../nbs/04_engine.ipynb #69de18e2
 BACKENDS = {"llama.cpp": "locollm.engine.LlamaCppBackend", "ollama": "locollm.ollama_backend.OllamaBackend",
             "transformers": "locollm.hf_backend.TransformersBackend"}
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['math_key', 'code_key', 'Vote', 'prompt_tests', 'centrality', 'vote', 'ensemble', 'self_consistency']
 
-# %% ../nbs/09_modes.ipynb #de160ef1
+# %% ../nbs/09_modes.ipynb #dfbba8fa
 import ast, re, time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ from .sandbox import extract_code, run_sandboxed
 from .reports import leaderboard
 from .swarm import Answer, Swarm, peak_rss_bytes, re2
 
-# %% ../nbs/09_modes.ipynb #f35e992b
+# %% ../nbs/09_modes.ipynb #f47d298d
 def math_key(text: str) -> str | None:
     "The answer's final number, normalised; `None` if there is none."
     raw = regex_extract(text, GSM8K_FLEXIBLE, -1)
@@ -30,7 +30,7 @@ def code_key(text: str) -> str | None:
     try: return ast.dump(ast.parse(extract_code(text)))
     except (SyntaxError, ValueError): return None
 
-# %% ../nbs/09_modes.ipynb #30e81783
+# %% ../nbs/09_modes.ipynb #d2f08380
 @dataclass
 class Vote:
     "The outcome of a vote over candidate answers."
@@ -86,7 +86,7 @@ def vote(answers: list[str], domain: str, query: str = "") -> Vote:
     best = max(range(len(c)), key=lambda i: (c[i], -i))
     return Vote(best, "centrality", c[best], {"centrality": [round(x, 3) for x in c]})
 
-# %% ../nbs/09_modes.ipynb #b84f9099
+# %% ../nbs/09_modes.ipynb #9f2f5a7f
 def _ranked_adapters(swarm: Swarm, domain: str) -> list[str]:
     rows = leaderboard(swarm.registry, domain).get(domain, [])
     return [r.adapter for r in rows if not r.is_base and r.adapter in swarm.backend.adapters]
