@@ -44,4 +44,4 @@ def test_loco_ask_answers_with_the_adapter(card):
     r = run_loco("ask", "What is 12 times 7?", "--adapter", card.name, "--max-tokens", "8", "--json", registry=REPO/"registry.yaml", timeout=300)
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)
-    assert a["adapter"] == card.name and a["text"].strip(), a
+    assert a["adapter"] == card.name and a["answer"].strip(), a
