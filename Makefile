@@ -80,18 +80,18 @@ check-leaderboard: leaderboard
 ART := artifacts
 notebooks: setup-dev
 	mkdir -p $(ART)
-	$(BIN)/papermill --log-level WARNING nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
+	$(BIN)/papermill --log-level WARNING -k python3 --language python nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
 	test -s $(ART)/leaderboard/leaderboard-math.png
-	$(BIN)/papermill --log-level WARNING benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
 	  -y "{n_swaps: 10, n_reloads: 2, adapter_counts: [1, 2], n_requests: 2, max_tokens: 8, results_dir: ../$(ART)/serving, results_md: ../$(ART)/serving/RESULTS.md}"
 	test -s $(ART)/serving/serving.json
-	$(BIN)/papermill --log-level WARNING benchmarks/adapters.ipynb $(ART)/adapters.ipynb --cwd benchmarks \
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/adapters.ipynb $(ART)/adapters.ipynb --cwd benchmarks \
 	  -y "{plot: ../$(ART)/adapters.png, results_md: ../$(ART)/adapters-RESULTS.md}"
 	test -s $(ART)/adapters.png
-	$(BIN)/papermill --log-level WARNING benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
 	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
 	test -s $(ART)/serve_load/serve_load.json
-	$(BIN)/papermill --log-level WARNING benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json
 	$(BIN)/python tools/run_course.py --out $(ART)/course
