@@ -7,13 +7,13 @@ __all__ = ['machine_info', 'machine_line', 'write_results_section', 'Leaderboard
            'leaderboard_markdown', 'leaderboard_plot', 'load_eval_reports', 'eval_results_markdown',
            'eval_results_plot', 'training_markdown']
 
-# %% ../nbs/10_reports.ipynb #33dbc8e6
-import datetime as dt, os, platform, re
+# %% ../nbs/10_reports.ipynb #c1013cd6
+import datetime as dt, json, os, platform, re
 from pathlib import Path
 import psutil
 from .core import LocoError, atomic_write_text, code_version
 
-# %% ../nbs/10_reports.ipynb #aaf7f6ab
+# %% ../nbs/10_reports.ipynb #c9d3614c
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -31,7 +31,7 @@ def machine_line(info: dict) -> str:
     "One human line naming the machine and date."
     return f"{info['date']}, {info['cpu']} ({info['cpu_count']} cores), {info['ram_gib']} GiB RAM, {info['os']}, Python {info['python']}, locollm {info['code_version']}"
 
-# %% ../nbs/10_reports.ipynb #d019773f
+# %% ../nbs/10_reports.ipynb #36be4496
 def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     "Replace (or append) the section `name` of the results file at `path` with `markdown`, atomically."
     path = Path(path)
@@ -42,7 +42,7 @@ def write_results_section(path: str | Path, name: str, markdown: str) -> Path:
     text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S) if start in text else text.rstrip() + "\n\n" + block + "\n"
     return atomic_write_text(path, text)
 
-# %% ../nbs/10_reports.ipynb #884ebfce
+# %% ../nbs/10_reports.ipynb #79b203bc
 from dataclasses import dataclass, asdict
 from .registry import Registry, AdapterCard, Score
 
@@ -96,7 +96,7 @@ def leaderboard(reg: Registry, domain: str | None = None) -> dict[str, list[Lead
         out[d.name] = rows
     return out
 
-# %% ../nbs/10_reports.ipynb #8c37782d
+# %% ../nbs/10_reports.ipynb #24ee8e85
 def composite(reg: Registry) -> dict:
     "Weighted mean over domains of the swarm's and the base model's scores; domains without data listed as missing."
     per, missing = {}, []
@@ -109,7 +109,7 @@ def composite(reg: Registry) -> dict:
     mean = lambda k: sum(v["weight"] * v[k] for v in per.values()) / w if w else None
     return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing}
 
-# %% ../nbs/10_reports.ipynb #7ddeda26
+# %% ../nbs/10_reports.ipynb #d85c7b56
 def _f(v, fmt="{:.3f}"): return "—" if v is None else fmt.format(v)
 
 def leaderboard_markdown(reg: Registry) -> str:
@@ -146,10 +146,9 @@ def leaderboard_plot(reg: Registry, domain: str, path: str | Path | None = None)
     if path: fig.savefig(path, dpi=110)
     return fig
 
-# %% ../nbs/10_reports.ipynb #5f8654fc
+# %% ../nbs/10_reports.ipynb #47049db7
 def load_eval_reports(results_dir: str | Path, adapters: list[str] | None = None) -> list[dict]:
     "The adapter reports (`report.json`) under `results_dir`, by domain then adapter; only `adapters` when given."
-    import json
     reps = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(results_dir).glob("*/report.json"))]
     reps = [r for r in reps if r.get("adapter") and (adapters is None or r["adapter"] in adapters)]
     return sorted(reps, key=lambda r: (r["domain"] or "", r["adapter"]))
@@ -189,10 +188,9 @@ def eval_results_plot(reports: list[dict], path: str | Path | None = None):
     if path: fig.savefig(path, dpi=110)
     return fig
 
-# %% ../nbs/10_reports.ipynb #e4f14437
+# %% ../nbs/10_reports.ipynb #eb852bb9
 def training_markdown(reg: Registry) -> str:
     "One row per adapter with a training history: data licences, steps, tokens, minutes, tokens/s, final validation loss, licence."
-    import json
     lines = ["| adapter | domain | training data (licences) | steps | tokens | minutes | tokens/s | validation loss | adapter licence |", "|---|---|---|---|---|---|---|---|---|"]
     for c in reg.data.adapters:
         if not c.training_log or not (h := reg.root/Path(c.training_log).parent/"history.json").is_file(): continue

@@ -29,12 +29,13 @@ def test_card_files_and_licences(card):
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda c: c.name)
 def test_gguf_lora_matches_its_peft_config_and_the_base(card):
-    path = REG.root/card.files.gguf_lora
-    assert read_gguf(path).kind == "adapter" and read_gguf(path).architecture == "gemma3"
+    path, base_path = REG.root/card.files.gguf_lora, base_model_path(REG)
+    info = read_gguf(path)
+    assert info.kind == "adapter" and info.architecture == "gemma3"
     cfg = json.loads((REG.root/card.files.peft/"adapter_config.json").read_text())
     assert _gguf_header(path)[0]["adapter.lora.alpha"] == pytest.approx(cfg["lora_alpha"])
-    base, shapes = gguf_tensor_shapes(base_model_path(REG)), gguf_tensor_shapes(path)
-    assert len(shapes) == 2 * read_gguf(base_model_path(REG)).n_layers * len(cfg["target_modules"])
+    base, shapes = gguf_tensor_shapes(base_path), gguf_tensor_shapes(path)
+    assert len(shapes) == 2 * read_gguf(base_path).n_layers * len(cfg["target_modules"])
     for name, shape in shapes.items():
         target = name.rsplit(".lora_", 1)[0]
         assert target in base and cfg["r"] in shape and set(shape) - {cfg["r"]} <= set(base[target]), (name, shape, base.get(target))
