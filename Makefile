@@ -94,6 +94,18 @@ notebooks: setup-dev
 	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/swarm_vs_base.ipynb $(ART)/swarm_vs_base.ipynb --cwd benchmarks \
+	  -y "{routers: 'keyword,tfidf', plot: ../$(ART)/swarm_vs_base.png, out_json: ../$(ART)/swarm_vs_base.json, results_md: ../$(ART)/swarm_vs_base-RESULTS.md}"
+	grep -q "| oracle |" $(ART)/swarm_vs_base-RESULTS.md
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/swarm_modes.ipynb $(ART)/swarm_modes.ipynb --cwd benchmarks \
+	  -y "{n: 2, ks: '1,2', plot: ../$(ART)/swarm_modes.png, out_json: ../$(ART)/swarm_modes.json, results_md: ../$(ART)/swarm_modes-RESULTS.md}"
+	test -s $(ART)/swarm_modes.png
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/composition.ipynb $(ART)/composition.ipynb --cwd benchmarks \
+	  -y "{n: 1, methods: cat, plot: ../$(ART)/composition.png, out_json: ../$(ART)/composition.json, results_md: ../$(ART)/composition-RESULTS.md}"
+	grep -q "merged cat" $(ART)/composition-RESULTS.md
+	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/ternary.ipynb $(ART)/ternary.ipynb --cwd benchmarks \
+	  -y "{kinds: TQ2_0, n_texts: 2, bench_n: 1, plot: ../$(ART)/ternary.png, out_json: ../$(ART)/ternary.json, results_md: ../$(ART)/ternary-RESULTS.md}"
+	grep -q "absmean ternary" $(ART)/ternary-RESULTS.md
 	$(BIN)/python tools/run_course.py --out $(ART)/course
 
 test: check-sync check-clean check-readme check-leaderboard validate nbtest pytest notebooks

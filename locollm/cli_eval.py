@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['eval_']
 
-# %% ../nbs/94_cli_eval.ipynb #2eca2a46
+# %% ../nbs/94_cli_eval.ipynb #13ab60cd
 from pathlib import Path
 from typing import List, Optional
 import typer
@@ -13,7 +13,7 @@ from rich.table import Table
 from .cli import app, state, load_registry, print_json, console
 from .evaluate import evaluate_adapter
 
-# %% ../nbs/94_cli_eval.ipynb #65f995f4
+# %% ../nbs/94_cli_eval.ipynb #7aebf8dc
 def _split(values) -> list[str] | None:
     out = [v.strip() for x in (values or []) for v in x.split(",") if v.strip()]
     return out or None
@@ -30,7 +30,7 @@ def _table(d: dict) -> Table:
 
 @app.command("eval")
 def eval_(adapter: str = typer.Argument(..., help="Adapter to evaluate; `base` evaluates the base model alone."),
-          benchmarks: Optional[List[str]] = typer.Option(None, "--benchmarks", help="Benchmarks, comma-separated or repeated (default: every domain's). gsm8k, humaneval, summarisation, writing."),
+          benchmarks: Optional[List[str]] = typer.Option(None, "--benchmarks", help="Benchmarks, comma-separated or repeated (default: every domain's). gsm8k, humaneval, summarisation, writing; math-code (cross-domain)."),
           limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Items per benchmark, a fixed seeded subset (default: gsm8k 250, the others all)."),
           ood_limit: Optional[int] = typer.Option(None, "--ood-limit", help="Items per out-of-domain benchmark (default: as --limit); the OOD check needs ≥ 50."),
           backend: str = typer.Option("llama.cpp", "--backend", "-b", help="Inference backend."),

@@ -6,7 +6,7 @@
 __all__ = ['QUANT_TYPES', 'TensorInfo', 'GGUFLayout', 'gguf_layout', 'read_tensor', 'LoRAWeights', 'read_gguf_lora',
            'write_merged', 'quantize_gguf', 'merge_lora', 'next_token_agreement']
 
-# %% ../nbs/04c_merge.ipynb #59676de9
+# %% ../nbs/04c_merge.ipynb #aa67bb96
 import collections, mmap, os, re, struct, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ import numpy as np
 from .core import LocoError, atomic_path, sha256_file
 from .models import read_gguf
 
-# %% ../nbs/04c_merge.ipynb #10e8dce3
+# %% ../nbs/04c_merge.ipynb #6372ad0c
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # byte size of GGUF scalar value types
 _STRING, _ARRAY = 8, 9
 
@@ -80,7 +80,7 @@ def gguf_layout(path: str | Path) -> GGUFLayout:
         if tensors and data_start + max(t.offset + t.nbytes for t in tensors) > len(m): raise EOFError("tensor data runs past the end of the file")
         return GGUFLayout(version, n_kv, (kv_start, kv_end), alignment, data_start, tensors, meta)
 
-# %% ../nbs/04c_merge.ipynb #c338da1e
+# %% ../nbs/04c_merge.ipynb #42d7bd23
 def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -> np.ndarray:
     "The tensor `name` of the GGUF file at `path`, dequantized to float32."
     import gguf
@@ -91,7 +91,7 @@ def read_tensor(path: str | Path, name: str, layout: GGUFLayout | None = None) -
     raw = np.fromfile(path, dtype=np.uint8, count=t.nbytes, offset=lay.data_start + t.offset)
     return dequantize(raw.reshape(int(np.prod(t.ne[1:])), -1), gguf.GGMLQuantizationType(t.type)).reshape(tuple(reversed(t.ne)))
 
-# %% ../nbs/04c_merge.ipynb #fc78ea20
+# %% ../nbs/04c_merge.ipynb #1de69ef1
 @dataclass
 class LoRAWeights:
     "The tensors of a GGUF LoRA: `{weight name: (A, B)}`, its alpha and the architecture it was made for."
@@ -115,7 +115,7 @@ def read_gguf_lora(path: str | Path) -> LoRAWeights:
     if bad := [w for w, ab in pairs.items() if len(ab) != 2]: raise LocoError(f"{path}: {bad[0]} has lora_a or lora_b but not both", "export the adapter again")
     return LoRAWeights(info.architecture, alpha, {w: (ab["lora_a"], ab["lora_b"]) for w, ab in pairs.items()})
 
-# %% ../nbs/04c_merge.ipynb #fc661794
+# %% ../nbs/04c_merge.ipynb #8e63ed44
 def _check_fits(lora: LoRAWeights, lay: GGUFLayout, arch: str, name: str) -> None:
     if lora.architecture != arch: raise LocoError(f"adapter {name} is for {lora.architecture} but the base model is {arch}", "use an adapter trained on the registry's base model")
     by_name = {t.name: t for t in lay.tensors}
@@ -171,8 +171,8 @@ def write_merged(base: str | Path, lora: str | Path, out: str | Path, scale: flo
         f.flush(); os.fsync(f.fileno())
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #14ee0953
-QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7, "F16": 1}  # llama_ftype values
+# %% ../nbs/04c_merge.ipynb #3b8309e4
+QUANT_TYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7, "F16": 1, "TQ1_0": 36, "TQ2_0": 37}  # llama_ftype values (TQ: ternary)
 
 _QUANTIZE = """
 import ctypes, sys, llama_cpp
@@ -196,7 +196,7 @@ def quantize_gguf(src: str | Path, out: str | Path, kind: str = "Q4_K_M", on_ten
                                      "check free disk space and that llama-cpp-python is up to date")
     return Path(out)
 
-# %% ../nbs/04c_merge.ipynb #29046c4a
+# %% ../nbs/04c_merge.ipynb #5a4267c2
 def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float = 1.0, quantize: str | None = "Q4_K_M",
                progress: bool = False) -> Path:
     "Fold the GGUF LoRA `lora` into the base model `base` and write `out` (quantized to `quantize`, e.g. Q4_K_M)."
@@ -216,7 +216,7 @@ def merge_lora(base: str | Path, lora: str | Path, out: str | Path, scale: float
         finally: mid.unlink(missing_ok=True)
     return out
 
-# %% ../nbs/04c_merge.ipynb #e240e68c
+# %% ../nbs/04c_merge.ipynb #bffe6c5e
 def _next_token_logits(backend, adapters, prompt: str, n: int, forced: list[int] | None = None) -> np.ndarray:
     "Next-token logits of `backend` at `n` positions after `prompt`: its own greedy path, or the `forced` tokens."
     import llama_cpp

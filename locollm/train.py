@@ -7,9 +7,9 @@ __all__ = ['AdapterSpec', 'DataSpec', 'LoraSpec', 'TrainingSpec', 'Notes', 'Trai
            'plan', 'Tokenized', 'frame', 'tokenize', 'batch_order', 'padded_tokens', 'answer_loss', 'collate',
            'select_device', 'select_precision', 'load_for_training', 'lr_factor', 'TrainingInterrupted',
            'evaluate_loss', 'fit', 'adapter_licence', 'loss_plot', 'fill_template', 'log_values', 'TrainResult',
-           'train']
+           'train', 'save_adapter_files', 'adapter_hashes', 'register_candidate']
 
-# %% ../nbs/07a_train.ipynb #8f767200
+# %% ../nbs/07a_train.ipynb #52036739
 import datetime as dt, io, json, math, os, platform, random, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from .registry import AdapterCard, AdapterFiles, Registry, Slug, _key_path, _lin
 from .models import base_model_path, read_gguf
 from .data import PreparedData, prepare, SOURCES
 
-# %% ../nbs/07a_train.ipynb #611c250b
+# %% ../nbs/07a_train.ipynb #77cc95e4
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,7 +117,7 @@ class TrainConfig(_Strict):
         if "{query}" not in v: raise ValueError("prompt_template must contain {query}, where the user's question goes")
         return v
 
-# %% ../nbs/07a_train.ipynb #0e2cc44a
+# %% ../nbs/07a_train.ipynb #a4e5e739
 _CONFIG_FIXES = {"extra_forbidden": "remove the key or check its spelling (the keys are listed in docs/adapter-guide.md §3)",
                  "missing": "add this key", "literal_error": "use one of the allowed values"}
 
@@ -144,7 +144,7 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file(): raise LocoError(f"config file {path} does not exist", "pass the path of a training config, e.g. configs/math-gsm8k.yaml")
     return parse_config(path.read_text(encoding="utf-8"), str(path))
 
-# %% ../nbs/07a_train.ipynb #79a67225
+# %% ../nbs/07a_train.ipynb #bfa42b64
 @dataclass
 class Plan:
     "A checked training run: config, registry, prepared data and where outputs go."
@@ -188,7 +188,7 @@ def _dump_config(c: TrainConfig) -> str:
     y.dump(json.loads(c.model_dump_json(exclude_defaults=True)), buf)
     return buf.getvalue()
 
-# %% ../nbs/07a_train.ipynb #7cd27702
+# %% ../nbs/07a_train.ipynb #1cf5d6ba
 @dataclass
 class Tokenized:
     "Token ids of one example and where its answer starts."
@@ -212,7 +212,7 @@ def tokenize(rows, tok, prompt_template: str, prompt_format: str, max_seq_len: i
         out.append(Tokenized(p + a, len(p), e.id))
     return out, dropped
 
-# %% ../nbs/07a_train.ipynb #811320b7
+# %% ../nbs/07a_train.ipynb #ac8f081b
 def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucketing: bool = True) -> list[list[int]]:
     "The batches (lists of example indices) of one epoch."
     rng = random.Random(f"{seed}/{epoch}")
@@ -227,7 +227,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 
 def padded_tokens(batches, lengths) -> int: return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
-# %% ../nbs/07a_train.ipynb #a26e9871
+# %% ../nbs/07a_train.ipynb #b22adf81
 def _causal_lm(model):
     "The `…ForCausalLM` inside a peft model (or the model itself)."
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -255,7 +255,7 @@ def collate(examples: list[Tokenized], pad_id: int):
         lab[i, e.n_prompt:len(e.ids)] = torch.tensor(e.ids[e.n_prompt:])
     return ids, att, lab
 
-# %% ../nbs/07a_train.ipynb #e298c58a
+# %% ../nbs/07a_train.ipynb #42b26dba
 def select_device(requested: str = "auto") -> str:
     "`cpu`, `cuda` (transformers + peft on the GPU) or `unsloth` (unsloth on the GPU)."
     import importlib.util, torch
@@ -273,7 +273,7 @@ def select_precision(requested: str, device: str) -> str:
     fast = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if fast else "fp32"
 
-# %% ../nbs/07a_train.ipynb #8e582dcf
+# %% ../nbs/07a_train.ipynb #1b69659b
 def load_for_training(c: TrainConfig, reg: Registry, device: str):
     "`(peft model, tokenizer)` ready to train on `device`."
     import torch
@@ -299,7 +299,7 @@ def load_for_training(c: TrainConfig, reg: Registry, device: str):
                                             target_modules=list(c.lora.target_modules), bias="none", task_type="CAUSAL_LM"))
     return model, tok
 
-# %% ../nbs/07a_train.ipynb #30f8d325
+# %% ../nbs/07a_train.ipynb #b4890986
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     "Multiplier of the learning rate at optimizer step `step` (0-based)."
     if warmup and step < warmup: return (step + 1) / (warmup + 1)
@@ -341,7 +341,7 @@ class _StopOnCtrlC:
 class TrainingInterrupted(LocoError):
     "Training stopped early; the checkpoint it saved can be resumed."
 
-# %% ../nbs/07a_train.ipynb #fde42fbb
+# %% ../nbs/07a_train.ipynb #70684f0e
 def _dev(device: str) -> str:
     "The torch device of a training path (`unsloth` runs on `cuda`)."
     return "cpu" if device == "cpu" else "cuda"
@@ -365,7 +365,7 @@ def evaluate_loss(model, examples: list[Tokenized], pad_id: int, batch_size: int
     model.train(was)
     return s / max(n, 1)
 
-# %% ../nbs/07a_train.ipynb #8bb54c9b
+# %% ../nbs/07a_train.ipynb #a0761a80
 def _progress(total: int, done: int):
     from rich.progress import Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.console import Console
@@ -451,7 +451,7 @@ class _null:
     def __enter__(self): return self
     def __exit__(self, *a): pass
 
-# %% ../nbs/07a_train.ipynb #41015ece
+# %% ../nbs/07a_train.ipynb #0dbd0998
 def adapter_licence(reg: Registry, data: PreparedData) -> str:
     "The adapter's licence: the base model's terms, and non-commercial when any training data is."
     base = "Gemma Terms of Use" if reg.data.base_model.family.startswith("gemma") else f"the licence of {reg.data.base_model.name}"
@@ -478,7 +478,7 @@ def loss_plot(history: list[dict], val_loss: float | None, path: Path) -> Path |
     plt.close(fig)
     return path
 
-# %% ../nbs/07a_train.ipynb #5672cfd8
+# %% ../nbs/07a_train.ipynb #a0d7438e
 import re as _re
 _PLACEHOLDER = _re.compile(r"\{\{ ([a-z0-9_]+) \}\}")
 
@@ -514,7 +514,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _size(n: int) -> str: return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
-# %% ../nbs/07a_train.ipynb #ba8b4295
+# %% ../nbs/07a_train.ipynb #489146a1
 def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, precision: str, n_params: tuple[int, int],
                n_long: int, threads: int, peak: int) -> dict:
     "Every placeholder of TRAINING_LOG_TEMPLATE.md, from the plan and the finished run."
@@ -579,7 +579,7 @@ def log_values(pl: Plan, run: dict, files: dict[str, Path], rel, device: str, pr
         "known_issues": known.strip(),
     }
 
-# %% ../nbs/07a_train.ipynb #1f006a5b
+# %% ../nbs/07a_train.ipynb #39e2e5a1
 @dataclass
 class TrainResult:
     "What a finished run produced."
@@ -610,7 +610,7 @@ def _peak_rss() -> int:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb if sys.platform == "darwin" else kb * 1024
 
-# %% ../nbs/07a_train.ipynb #6fa8c0c8
+# %% ../nbs/07a_train.ipynb #2ac3ef96
 def train(config: TrainConfig | str | Path, registry: Registry | str | Path | None = None, resume: bool = False, register: bool = True,
           progress: bool = True, stop_after: int | None = None, config_text: str | None = None) -> TrainResult:
     "Train the adapter `config` describes, export it, write its log and register it as a candidate."
@@ -642,15 +642,13 @@ def train(config: TrainConfig | str | Path, registry: Registry | str | Path | No
     run.update(checkpoint_dir=ckpt_dir, train_examples=train_ex, val_examples=val_ex, wall_start=t_wall)
     return _finish(pl, run, model, device, precision, threads, n_long, register)
 
-# %% ../nbs/07a_train.ipynb #5edcbc69
-def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: int, n_long: int, register: bool) -> TrainResult:
-    "Save the peft adapter, export the GGUF LoRA, write config, history, plot and log, and register."
-    c, reg, out = pl.config, pl.registry, pl.out_dir
-    name = c.adapter.name
-    rel = lambda p: os.path.relpath(p, reg.root)
-    peft_dir = out/"peft"
-    tmp = out/"peft.tmp"; shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+# %% ../nbs/07a_train.ipynb #d110032a
+def save_adapter_files(model, reg: Registry, out: Path, name: str, adapter: str = "default") -> tuple[Path, Path]:
+    "Save peft adapter `adapter` of `model` to `out/peft` (whole or not at all) and export `out/<name>.gguf`; both paths."
+    peft_dir, tmp = out/"peft", out/"peft.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, selected_adapters=[adapter])
+    if adapter != "default": os.replace(tmp/adapter, out/"peft.one"); shutil.rmtree(tmp); os.replace(out/"peft.one", tmp)  # peft nests non-default adapters
     (tmp/"README.md").unlink(missing_ok=True)
     acfg = json.loads((tmp/"adapter_config.json").read_text())   # the base's name, not this machine's cache path
     acfg["base_model_name_or_path"] = reg.data.base_model.name
@@ -658,7 +656,25 @@ def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: in
     shutil.rmtree(peft_dir, ignore_errors=True); os.replace(tmp, peft_dir)
     from locollm.lora import peft_to_gguf_lora
     info = read_gguf(base_model_path(reg))
-    gguf = peft_to_gguf_lora(peft_dir, out/f"{name}.gguf", info.architecture, info.n_layers)
+    return peft_dir, peft_to_gguf_lora(peft_dir, out/f"{name}.gguf", info.architecture, info.n_layers)
+
+def adapter_hashes(reg: Registry, peft_dir: Path, gguf: Path) -> dict[str, str]:
+    "sha256 of the adapter's weight files, keyed by their path relative to the registry."
+    return {os.path.relpath(p, reg.root): sha256_file(p) for p in sorted([peft_dir/"adapter_config.json", peft_dir/"adapter_model.safetensors", gguf])}
+
+def register_candidate(reg: Registry, card: AdapterCard) -> None:
+    "Add `card` to the registry (replacing an inactive card of the same name)."
+    with Registry.edit(reg.path) as r:
+        old = next((a for a in r.data.adapters if a.name == card.name), None)
+        if old is not None and old.active: raise LocoError(f"adapter '{card.name}' is active: it cannot be replaced", "save it under a new name")
+        r.data.adapters = [a for a in r.data.adapters if a.name != card.name] + [card]
+
+def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: int, n_long: int, register: bool) -> TrainResult:
+    "Save the peft adapter, export the GGUF LoRA, write config, history, plot and log, and register."
+    c, reg, out = pl.config, pl.registry, pl.out_dir
+    name = c.adapter.name
+    rel = lambda p: os.path.relpath(p, reg.root)
+    peft_dir, gguf = save_adapter_files(model, reg, out, name)
     files = {"peft": peft_dir, "gguf_lora": gguf, "config": atomic_write_text(out/"config.yaml", pl.config_text)}
     files["history"] = atomic_write_text(out/"history.json", json.dumps({"history": run["history"], "val_loss": run.get("val_loss"), "steps": run["step"],
                                                       "tokens": run["tokens"], "seconds": round(run["seconds"], 1)}, indent=1))
@@ -672,18 +688,14 @@ def _finish(pl: Plan, run: dict, model, device: str, precision: str, threads: in
     vals = log_values(pl, run, {k: v for k, v in files.items() if k != "training_log"} | {"training_log": log}, rel, device, precision, (n_train, n_all), n_long, threads, _peak_rss())
     atomic_write_text(log, fill_template(template.read_text(encoding="utf-8"), vals))
     shutil.rmtree(out/"checkpoint", ignore_errors=True); shutil.rmtree(out/"checkpoint.old", ignore_errors=True)
-    hashed = sorted([peft_dir/"adapter_config.json", peft_dir/"adapter_model.safetensors", gguf])
-    sha = {rel(p): sha256_file(p) for p in hashed}
+    sha = adapter_hashes(reg, peft_dir, gguf)
     card = None
     if register:
         card = AdapterCard(name=name, domain=c.adapter.domain, version=c.adapter.version, authors=c.adapter.authors, semester=c.adapter.semester,
                            base_model=reg.data.base_model.name, files=AdapterFiles(peft=rel(peft_dir), gguf_lora=rel(gguf)), sha256=sha,
                            prompt_template=c.prompt_template, training_config=rel(files["config"]), training_log=rel(log),
                            licence=c.adapter.licence or adapter_licence(reg, pl.data), data_licences=pl.data.licences, status="candidate", active=False)
-        with Registry.edit(reg.path) as r:
-            old = next((a for a in r.data.adapters if a.name == name), None)
-            if old is not None and old.active: raise LocoError(f"adapter '{name}' became active while training", "train under a new name")
-            r.data.adapters = [a for a in r.data.adapters if a.name != name] + [card]
+        register_candidate(reg, card)
     h = run["history"]
     return TrainResult(name, out, files, sha, run["step"], run["tokens"], run["seconds"], sum(x["loss"] for x in h[-10:]) / max(1, len(h[-10:])),
                        run.get("val_loss"), register, card)

@@ -35,7 +35,7 @@ def test_split_is_by_source_example():
 def test_keyword_accuracy_reported(reg, test_rows):
     a = acc(get_router(reg, "keyword"), test_rows)
     print(f"keyword test-split accuracy {a:.3f}")
-    assert a >= 0.70  # acceptance asks 0.90: not met on the phrasing-varied split (see the report)
+    assert a >= 0.90  # roadmap Phase 1
 
 def test_best_classifier_test_split(reg, test_rows):
     a = acc(get_router(reg, "tfidf"), test_rows)
@@ -46,7 +46,7 @@ def test_heldout_sources(reg):
     held = load_jsonl(BD/"routing_heldout.jsonl")
     a = acc(get_router(reg, "tfidf"), held)
     print(f"tfidf held-out-sources accuracy {a:.3f} on {len(held)}")
-    assert a >= 0.88
+    assert a >= 0.95  # sources left out of the routing data entirely
 
 def test_overhead(reg, test_rows):
     kw, tf = p95_ms(get_router(reg, "keyword"), test_rows), p95_ms(get_router(reg, "tfidf"), test_rows)
