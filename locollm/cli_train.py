@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['train', 'export_gguf', 'export_gguf_cmd', 'parse_weights', 'combine']
 
-# %% ../nbs/93_cli_train.ipynb #8a0cd50c
+# %% ../nbs/93_cli_train.ipynb #d533f0da
 import json, os
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from .core import LocoError, sha256_file
 from .cli import app, state, load_registry, print_json, console, export_app
 from .registry import Registry
 
-# %% ../nbs/93_cli_train.ipynb #a7272484
+# %% ../nbs/93_cli_train.ipynb #55cd012d
 @app.command()
 def train(config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/math-gsm8k.yaml."),
           resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run from its checkpoint."),
@@ -45,7 +45,7 @@ def train(config: Path = typer.Argument(..., help="Training config (YAML), e.g. 
                   f"loss {res.final_loss:.3f}" + (f", validation loss {res.val_loss:.3f}" if res.val_loss is not None else ""))
     console.print(f"  outputs in {res.out_dir}; " + ("registered as a candidate — next: `loco eval " + res.name + "`" if res.registered else "not registered (--no-register)"))
 
-# %% ../nbs/93_cli_train.ipynb #012d1ea3
+# %% ../nbs/93_cli_train.ipynb #91234c17
 def export_gguf(name: str, registry: str | Path | None = None, out: str | Path | None = None) -> tuple[Path, str]:
     "Convert adapter `name`'s peft weights to a GGUF LoRA; register it unless `out` is given. Returns (path, sha256)."
     from locollm.lora import peft_to_gguf_lora
@@ -75,7 +75,7 @@ def export_gguf_cmd(adapter: str = typer.Argument(..., help="Adapter to export."
     if as_json: return print_json({"adapter": adapter, "gguf_lora": str(path), "sha256": sha, "registered": out is None})
     console.print(f"[green]✓[/] {path} ({path.stat().st_size / 2**20:.1f} MiB, sha256 {sha[:12]}…)" + ("" if out else " recorded in the registry"))
 
-# %% ../nbs/93_cli_train.ipynb #2a671938
+# %% ../nbs/93_cli_train.ipynb #d5864141
 def parse_weights(items: list[str]) -> dict[str, float]:
     "`['a=1', 'b=0.5', 'c']` → `{'a': 1.0, 'b': 0.5, 'c': 1.0}`."
     out = {}
@@ -96,8 +96,8 @@ def combine(name: str = typer.Argument(..., help="Name of the new composite adap
     "Merge registered adapters into one new adapter (peft add_weighted_adapter), export it and register it as a candidate."
     from locollm.combine import combine_adapters, METHODS
     if method not in METHODS: raise LocoError(f"unknown combination method '{method}'", f"use one of: {', '.join(METHODS)}")
-    reg = load_registry()
-    card = combine_adapters(reg, parse_weights(sources), name, method, density, domain, seed)
+    weights = parse_weights(sources)
+    card = combine_adapters(load_registry(), weights, name, method, density, domain, seed)
     if as_json: return print_json(card.model_dump(mode="json", exclude_unset=True))
-    console.print(f"[green]✓[/] {card.name} ({card.domain}): {method} of " + ", ".join(f"{n}×{w}" for n, w in parse_weights(sources).items())
+    console.print(f"[green]✓[/] {card.name} ({card.domain}): {method} of " + ", ".join(f"{n}×{w}" for n, w in weights.items())
                   + f" → {card.files.gguf_lora}; registered as a candidate — next: `loco eval {card.name}`")

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['score_table', 'best_adapters', 'answerers', 'system_scores', 'compare_systems', 'systems_markdown', 'systems_plot']
 
-# %% ../nbs/08d_system.ipynb #21755fc1
+# %% ../nbs/08d_system.ipynb #4d6d0534
 import json
 from pathlib import Path
 import numpy as np
@@ -16,23 +16,24 @@ from .stats import paired_test
 from .registry import Registry
 from .reports import leaderboard
 
-# %% ../nbs/08d_system.ipynb #9a6b90e0
+# %% ../nbs/08d_system.ipynb #cf6114ce
 def score_table(results_dir: str | Path, adapters: list[str]) -> dict[str, dict[str, dict]]:
     "`{benchmark: {item_id: {'prompt', 'base', adapter: score, …}}}` over the items every adapter (and the base model) has a score for."
     table: dict[str, dict[str, dict]] = {}
+    metrics: dict[str, str] = {}
     for a in adapters:
         p = Path(results_dir)/a/"items.jsonl"
         if not p.is_file(): raise LocoError(f"adapter '{a}' has no evaluated items ({p} is missing)", f"run `loco eval {a} --ood-limit 50` first")
         for line in p.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
-            metric = get_benchmark(r["benchmark"]).metric
+            metric = metrics.setdefault(r["benchmark"], get_benchmark(r["benchmark"]).metric)
             cell = table.setdefault(r["benchmark"], {}).setdefault(r["id"], {"prompt": r["prompt"]})
             cell[a], cell["base"] = r["adapter_metrics"].get(metric), r["base_metrics"].get(metric)
     answerers = ["base", *adapters]
     return {b: kept for b, items in table.items()
             if (kept := {i: c for i, c in items.items() if all(c.get(x) is not None for x in answerers)})}
 
-# %% ../nbs/08d_system.ipynb #cf23b719
+# %% ../nbs/08d_system.ipynb #1cca0455
 def best_adapters(reg: Registry) -> dict[str, str]:
     "For each domain with a ranked adapter, the top one on the leaderboard (retired adapters excluded)."
     return {d: ranked[0].adapter for d, rows in leaderboard(reg).items() if (ranked := [r for r in rows if not r.is_base and r.rank is not None])}
@@ -45,7 +46,7 @@ def answerers(table: dict, swarm: dict[str, str], router: Router | None = None) 
         out[b] = {i: swarm.get(router.route(c["prompt"]).domain if router else own, "base") for i, c in items.items()}
     return out
 
-# %% ../nbs/08d_system.ipynb #d7f897b4
+# %% ../nbs/08d_system.ipynb #0837f923
 def system_scores(table: dict, who: dict[str, dict[str, str]]) -> dict[str, np.ndarray]:
     "Per benchmark, the score of each item's answerer (item order of `table`)."
     return {b: np.array([c[who[b][i]] for i, c in items.items()], dtype=float) for b, items in table.items()}
@@ -74,7 +75,7 @@ def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Route
                          misrouting_cost=float(np.mean([oracle[b].mean() - scores[b].mean() for b in scores]))))
     return rows
 
-# %% ../nbs/08d_system.ipynb #800404fc
+# %% ../nbs/08d_system.ipynb #0ea6892c
 def _fmt(x, d=3): return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{d}f}"
 
 def systems_markdown(rows: list[dict]) -> str:
