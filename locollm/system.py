@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['score_table', 'full_table', 'add_items', 'best_adapters', 'answerers', 'system_scores', 'compare_systems',
-           'add_answerer', 'missing_answers', 'fill_answers', 'serve_sample', 'systems_markdown', 'systems_plot']
+           'add_answerer', 'missing_answers', 'fill_answers', 'serve_sample', 'systems_markdown', 'systems_plot',
+           'system_metrics', 'metrics_markdown']
 
-# %% ../nbs/08d_system.ipynb #b63afea4
+# %% ../nbs/08d_system.ipynb #3243eb8d
 import json, multiprocessing, tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from .stats import paired_test
 from .registry import Registry
 from .reports import leaderboard
 
-# %% ../nbs/08d_system.ipynb #bc464b47
+# %% ../nbs/08d_system.ipynb #786832c1
 def score_table(results_dir: str | Path, adapters: list[str], need: dict[str, list[str]] | None = None) -> dict[str, dict[str, dict]]:
     "`{benchmark: {item_id: {'prompt', 'base', adapter: score, …}}}` over the items every answerer in `need[benchmark]` (default: the base model and all `adapters`) has a score for."
     table: dict[str, dict[str, dict]] = {}
@@ -36,7 +37,7 @@ def score_table(results_dir: str | Path, adapters: list[str], need: dict[str, li
     return {b: kept for b, items in table.items()
             if (kept := {i: c for i, c in items.items() if all(c.get(x) is not None for x in (need or {}).get(b, everyone))})}
 
-# %% ../nbs/08d_system.ipynb #9b7d110a
+# %% ../nbs/08d_system.ipynb #b12e464a
 def full_table(results_dir: str | Path, swarm: dict[str, str]) -> dict[str, dict[str, dict]]:
     "Per benchmark of a swarm domain: every item its own adapter and the base model answered, with all other scores the item files hold."
     need = {b: ["base", a] for b in BENCHMARKS if (a := swarm.get(get_benchmark(b).domain))}
@@ -46,7 +47,7 @@ def add_items(table: dict, bench: Benchmark, n: int | None = None, seed: int = 0
     "`table` with `n` seeded items of `bench` added (prompts only: no answer scored yet)."
     return table | {bench.name: {it.id: {"prompt": it.prompt} for it in bench.load(n, seed)}}
 
-# %% ../nbs/08d_system.ipynb #bbb3e05e
+# %% ../nbs/08d_system.ipynb #d1776f49
 def best_adapters(reg: Registry) -> dict[str, str]:
     "For each domain with a ranked adapter, the top one on the leaderboard (retired adapters excluded)."
     return {d: ranked[0].adapter for d, rows in leaderboard(reg).items() if (ranked := [r for r in rows if not r.is_base and r.rank is not None])}
@@ -59,7 +60,7 @@ def answerers(table: dict, swarm: dict[str, str], router: Router | None = None) 
         out[b] = {i: swarm.get(router.route(c["prompt"]).domain if router else own, "base") for i, c in items.items()}
     return out
 
-# %% ../nbs/08d_system.ipynb #c35c983d
+# %% ../nbs/08d_system.ipynb #4f4bded3
 def system_scores(table: dict, who: dict[str, dict[str, str]]) -> dict[str, np.ndarray]:
     "Per benchmark, the score of each item's answerer (item order of `table`)."
     return {b: np.array([c[who[b][i]] for i, c in items.items()], dtype=float) for b, items in table.items()}
@@ -88,12 +89,12 @@ def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Route
                          misrouting_cost=float(np.mean([oracle[b].mean() - scores[b].mean() for b in scores]))))
     return rows
 
-# %% ../nbs/08d_system.ipynb #6ccb3824
+# %% ../nbs/08d_system.ipynb #879c800c
 def add_answerer(table: dict, benchmark: str, name: str, scores: dict[str, float]) -> dict:
     "A copy of `table` whose `benchmark` keeps the items `scores` has, each scored under the new answerer `name`."
     return table | {benchmark: {i: c | {name: scores[i]} for i, c in table[benchmark].items() if i in scores}}
 
-# %% ../nbs/08d_system.ipynb #abf3e348
+# %% ../nbs/08d_system.ipynb #6f35f198
 def missing_answers(table: dict, whos: list[dict]) -> dict[tuple[str, str], list[str]]:
     "`{(benchmark, answerer): [item ids]}`: the answers the systems `whos` need that `table` has no score for."
     out: dict[tuple[str, str], list[str]] = {}
@@ -124,7 +125,7 @@ def fill_answers(reg: Registry, table: dict, whos: list[dict], threads: int | No
     finally: cb.close(); store.close()
     return sum(map(len, todo.values()))
 
-# %% ../nbs/08d_system.ipynb #14d85eee
+# %% ../nbs/08d_system.ipynb #8cb9697f
 def _serve_child(registry: str, swarm: dict[str, str], router: str, queries: list[tuple[str, str]], threads: int | None) -> dict:
     import resource
     from locollm.registry import scratch_project, promote
@@ -152,7 +153,7 @@ def serve_sample(registry: str | Path, swarm: dict[str, str], router: str, table
     return res | dict(router=router, n=len(t), total_ms_p50=float(np.percentile(t, 50)), total_ms_p95=float(np.percentile(t, 95)),
                       route_ms_p95=float(np.percentile([q["route_ms"] for q in res["queries"]], 95)))
 
-# %% ../nbs/08d_system.ipynb #a6be91f1
+# %% ../nbs/08d_system.ipynb #b8f8f3d4
 def _fmt(x, d=3): return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{d}f}"
 
 def systems_markdown(rows: list[dict]) -> str:
@@ -189,3 +190,25 @@ def systems_plot(rows: list[dict], path: str | Path | None = None):
         with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
     return fig
+
+# %% ../nbs/08d_system.ipynb #44d4514b
+def system_metrics(rows: list[dict], system: str, latency: dict, swap_ms_p95: float, alpha: float = 0.05) -> list[dict]:
+    "The roadmap's system-level metrics for `system` (a `compare_systems` name): metric, target, measured value, whether the target is met."
+    mine = [r for r in rows if r["system"] == system and r["benchmark"] != "composite"]
+    comp = {r["system"]: r["score"] for r in rows if r["benchmark"] == "composite"}
+    acc = sum(r["routed_to_own"] * r["n"] for r in mine) / sum(r["n"] for r in mine)
+    better = [r["benchmark"] for r in mine if r["diff"] > 0 and r["p_value"] < alpha]
+    gb = latency["peak_rss_bytes"] / 2**30
+    return [dict(metric="Routing accuracy", target="> 90% (Phase 1), > 95% (Phase 2)", measured=f"{acc:.1%} of {sum(r['n'] for r in mine)} benchmark prompts", met=acc > 0.95),
+            dict(metric="Composite score", target="higher than the base model on every domain",
+                 measured=f"{comp[system]:.3f} vs base {comp['base']:.3f}; higher (p < {alpha}) on {len(better)} of {len(mine)} benchmarks" + (f" ({', '.join(better)})" if better else ""),
+                 met=len(better) == len(mine)),
+            dict(metric="Latency (route + generate)", target="< 5 s", measured=f"p50 {latency['total_ms_p50'] / 1000:.2f} s, p95 {latency['total_ms_p95'] / 1000:.2f} s ({latency['n']} queries)",
+                 met=latency["total_ms_p95"] < 5000),
+            dict(metric="Memory footprint (peak RSS)", target="< 8 GB", measured=f"{gb:.2f} GiB", met=gb < 8),
+            dict(metric="Adapter swap time", target="< 500 ms", measured=f"p95 {swap_ms_p95:.3f} ms", met=swap_ms_p95 < 500)]
+
+def metrics_markdown(metrics: list[dict]) -> str:
+    "The system-level metrics as a markdown table."
+    return ("| metric | target | measured | met |\n|---|---|---|---|\n"
+            + "".join(f"| {m['metric']} | {m['target']} | {m['measured']} | {'yes' if m['met'] else '**no**'} |\n" for m in metrics))
