@@ -78,38 +78,39 @@ check-leaderboard: leaderboard
 
 # Benchmark and widget notebooks with papermill, smoke parameters; executed copies land in artifacts/ (gitignored).
 ART := artifacts
+PM := $(BIN)/papermill --log-level WARNING -k python3 --language python
 notebooks: setup-dev
 	mkdir -p $(ART)
-	$(BIN)/papermill --log-level WARNING -k python3 --language python nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
+	$(PM) nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
 	test -s $(ART)/leaderboard/leaderboard-math.png
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
+	$(PM) benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
 	  -y "{n_swaps: 10, n_reloads: 2, adapter_counts: [1, 2], n_requests: 2, max_tokens: 8, results_dir: ../$(ART)/serving, results_md: ../$(ART)/serving/RESULTS.md}"
 	test -s $(ART)/serving/serving.json
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/scaling.ipynb $(ART)/scaling.ipynb --cwd benchmarks \
+	$(PM) benchmarks/scaling.ipynb $(ART)/scaling.ipynb --cwd benchmarks \
 	  -y "{n: 150, serving_json: ../$(ART)/serving/serving.json, plot: ../$(ART)/scaling.png, out_json: ../$(ART)/scaling.json, results_md: ../$(ART)/scaling-RESULTS.md}"
 	grep -q "hot swap p50 / p95" $(ART)/scaling-RESULTS.md
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/routing.ipynb $(ART)/routing.ipynb --cwd benchmarks \
+	$(PM) benchmarks/routing.ipynb $(ART)/routing.ipynb --cwd benchmarks \
 	  -y "{routers: 'keyword,tfidf', n: 30, feedback_n: 60, feedback_steps: '0,20', out: ../$(ART)/routing, results_md: ../$(ART)/routing-RESULTS.md}"
 	grep -q "## The learned router" $(ART)/routing-RESULTS.md
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/adapters.ipynb $(ART)/adapters.ipynb --cwd benchmarks \
+	$(PM) benchmarks/adapters.ipynb $(ART)/adapters.ipynb --cwd benchmarks \
 	  -y "{plot: ../$(ART)/adapters.png, results_md: ../$(ART)/adapters-RESULTS.md}"
 	test -s $(ART)/adapters.png
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
+	$(PM) benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
 	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
 	test -s $(ART)/serve_load/serve_load.json
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
+	$(PM) benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/swarm_modes.ipynb $(ART)/swarm_modes.ipynb --cwd benchmarks \
+	$(PM) benchmarks/swarm_modes.ipynb $(ART)/swarm_modes.ipynb --cwd benchmarks \
 	  -y "{n: 2, ks: '1,2', plot: ../$(ART)/swarm_modes.png, out_json: ../$(ART)/swarm_modes.json, results_md: ../$(ART)/swarm_modes-RESULTS.md}"
 	test -s $(ART)/swarm_modes.png
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/swarm_vs_base.ipynb $(ART)/swarm_vs_base.ipynb --cwd benchmarks \
+	$(PM) benchmarks/swarm_vs_base.ipynb $(ART)/swarm_vs_base.ipynb --cwd benchmarks \
 	  -y "{routers: 'keyword,tfidf', general_n: 3, max_items: 3, modes_n: 2, modes_ks: '1,2', latency_router: tfidf, latency_per_benchmark: 1, plot: ../$(ART)/swarm_vs_base.png, out_json: ../$(ART)/swarm_vs_base.json, results_md: ../$(ART)/swarm_vs_base-RESULTS.md}"
 	grep -q "| oracle |" $(ART)/swarm_vs_base-RESULTS.md
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/composition.ipynb $(ART)/composition.ipynb --cwd benchmarks \
+	$(PM) benchmarks/composition.ipynb $(ART)/composition.ipynb --cwd benchmarks \
 	  -y "{n: 1, methods: cat, plot: ../$(ART)/composition.png, out_json: ../$(ART)/composition.json, results_md: ../$(ART)/composition-RESULTS.md}"
 	grep -q "merged cat" $(ART)/composition-RESULTS.md
-	$(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/ternary.ipynb $(ART)/ternary.ipynb --cwd benchmarks \
+	$(PM) benchmarks/ternary.ipynb $(ART)/ternary.ipynb --cwd benchmarks \
 	  -y "{kinds: TQ2_0, n_texts: 2, bench_n: 1, plot: ../$(ART)/ternary.png, out_json: ../$(ART)/ternary.json, results_md: ../$(ART)/ternary-RESULTS.md}"
 	grep -q "absmean ternary" $(ART)/ternary-RESULTS.md
 	$(BIN)/python tools/run_course.py --out $(ART)/course
@@ -119,6 +120,6 @@ notebooks: setup-dev
 BENCH_NBS := routing serving scaling serve_load training adapters swarm_modes composition swarm_vs_base ternary
 benchmarks: setup-dev
 	mkdir -p $(ART)
-	for nb in $(BENCH_NBS); do $(BIN)/papermill --log-level WARNING -k python3 --language python benchmarks/$$nb.ipynb $(ART)/$$nb.ipynb --cwd benchmarks || exit 1; done
+	for nb in $(BENCH_NBS); do $(PM) benchmarks/$$nb.ipynb $(ART)/$$nb.ipynb --cwd benchmarks || exit 1; done
 
 test: check-sync check-clean check-readme check-leaderboard validate nbtest pytest notebooks

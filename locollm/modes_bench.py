@@ -6,7 +6,7 @@
 __all__ = ['mode_rows', 'measure_modes', 'modes_summary', 'modes_markdown', 'modes_plot', 'measure_composition',
            'against_best_source']
 
-# %% ../nbs/09a_modes_bench.ipynb #abcbe11c
+# %% ../nbs/09a_modes_bench.ipynb #a982f6d7
 import numpy as np
 from pathlib import Path
 from .core import LocoError, atomic_path, data_dir
@@ -18,7 +18,7 @@ from .reports import leaderboard
 from .stats import paired_test
 from .swarm import re2
 
-# %% ../nbs/09a_modes_bench.ipynb #9bf681a0
+# %% ../nbs/09a_modes_bench.ipynb #9f14f522
 def _domain_members(reg: Registry, domain: str, adapter: str) -> list[str]:
     "The domain's adapters in leaderboard order (`adapter` first among equals), retired ones left out."
     ranked = [r.adapter for r in leaderboard(reg, domain)[domain] if not r.is_base]
@@ -33,9 +33,8 @@ def mode_rows(cb, bench, items, adapter: str, members: list[str], templates: dic
         gen = lambda ad, q, **kw: cb.generate(templates.get(ad, "{query}").format(query=q), ad, **(params | kw))
         score = lambda g: bench.score(it, g.text)[bench.metric]
         cost = lambda gs: dict(tokens=sum(g.completion_tokens for g in gs), ms=sum(g.total_ms for g in gs))
-        single = gen(adapter, it.prompt)
-        out = {"single": dict(score=score(single), **cost([single])), "base": (lambda g: dict(score=score(g), **cost([g])))(gen(None, it.prompt))}
-        g = gen(adapter, re2(it.prompt)); out["RE2"] = dict(score=score(g), **cost([g]))
+        one = lambda g: dict(score=score(g), **cost([g]))
+        out = {"single": one(gen(adapter, it.prompt)), "base": one(gen(None, it.prompt)), "RE2": one(gen(adapter, re2(it.prompt)))}
         if len(members) > 1:
             gs = [gen(m, it.prompt) for m in members]
             out["ensemble"] = dict(score=score(gs[vote([x.text for x in gs], bench.domain, it.prompt).winner]), **cost(gs))
@@ -45,7 +44,7 @@ def mode_rows(cb, bench, items, adapter: str, members: list[str], templates: dic
         rows.append({"id": it.id, "modes": out}); advance()
     return rows
 
-# %% ../nbs/09a_modes_bench.ipynb #3d73d1f4
+# %% ../nbs/09a_modes_bench.ipynb #97ce5710
 def measure_modes(registry: Registry | str | Path | None, adapter: str, n: int = 200, ks=(1, 3, 5, 8), temperature: float = 0.7,
                   seed: int = 0, threads: int | None = None, cache: str | Path | None = None, progress: bool = True) -> dict:
     "Every mode on `n` items of `adapter`'s benchmark; `{'adapter', 'benchmark', 'members', 'rows', …}`."
@@ -66,7 +65,7 @@ def measure_modes(registry: Registry | str | Path | None, adapter: str, n: int =
     finally: cb.close(); store.close()
     return dict(adapter=adapter, benchmark=bench.name, metric=bench.metric, members=members, ks=list(ks), temperature=temperature, seed=seed, n=len(rows), rows=rows)
 
-# %% ../nbs/09a_modes_bench.ipynb #51cd9ef3
+# %% ../nbs/09a_modes_bench.ipynb #c41007bd
 def modes_summary(result: dict) -> list[dict]:
     "One row per mode: accuracy, CI, Δ vs the single adapter (paired), tokens and ms per query."
     modes = list(result["rows"][0]["modes"])
@@ -104,7 +103,7 @@ def modes_plot(summary: list[dict], title: str, path: str | Path | None = None):
         plt.close(fig)
     return fig
 
-# %% ../nbs/09a_modes_bench.ipynb #0a2d9cb7
+# %% ../nbs/09a_modes_bench.ipynb #62b92560
 def measure_composition(registry: Registry | str | Path | None, systems: dict[str, object], benchmark: str = "math-code", n: int = 50,
                         seed: int = 0, threads: int | None = None, cache: str | Path | None = None, progress: bool = True) -> dict:
     "Score every system (`{label: adapter set}`) on the same `n` items of `benchmark`; per-item scores, tokens and ms."
@@ -127,7 +126,7 @@ def measure_composition(registry: Registry | str | Path | None, systems: dict[st
     finally: cb.close(); store.close()
     return dict(benchmark=bench.name, metric=bench.metric, systems={k: adapter_set(v) for k, v in systems.items()}, n=len(rows), rows=rows)
 
-# %% ../nbs/09a_modes_bench.ipynb #8d79480a
+# %% ../nbs/09a_modes_bench.ipynb #d856bcb4
 def against_best_source(result: dict, sources: list[str]) -> dict:
     "`result` with the best-scoring of `sources` renamed `single` (the reference of `modes_summary`)."
     best = max(sources, key=lambda s: np.mean([r["modes"][s]["score"] for r in result["rows"]]))

@@ -6,18 +6,18 @@
 __all__ = ['T0_CLASSES', 'VARIANTS', 'LEVELS', 'label_at', 'scaled_registry', 'parent_accuracy', 'routing_scale',
            'scale_markdown', 'scale_plot']
 
-# %% ../nbs/09b_scaling.ipynb #fa785537
+# %% ../nbs/09b_scaling.ipynb #82ca1d09
 import tempfile
 from pathlib import Path
 import numpy as np
-from .core import LocoError
+from .core import LocoError, atomic_path
 from .registry import Registry, Domain, scratch_project
 from .routers import GENERAL
 from .routing_data import split_rows
 from .classifiers import TfidfRouter, train_tfidf
 from .cli_router import bench_router
 
-# %% ../nbs/09b_scaling.ipynb #b9fb69d9
+# %% ../nbs/09b_scaling.ipynb #04bcda9d
 T0_CLASSES = {  # T0 dataset → (class at 10 domains, class at 20 domains)
     **dict.fromkeys(["adversarial_qa", "quoref", "ropes", "duorc"], ("qa", "extractive-qa")),
     **dict.fromkeys(["kilt_tasks", "wiki_qa"], ("qa", "closed-book-qa")),
@@ -53,7 +53,7 @@ def label_at(row: dict, level: int) -> str:
     if row["source"] not in VARIANTS: raise LocoError(f"routing source '{row['source']}' has no class at 20 domains", "add it to locollm.scaling.VARIANTS")
     return VARIANTS[row["source"]]
 
-# %% ../nbs/09b_scaling.ipynb #66671133
+# %% ../nbs/09b_scaling.ipynb #bd71b2b1
 def scaled_registry(registry: str | Path | None, classes: list[str], dest: str | Path) -> Registry:
     "A scratch copy of the project of `registry` whose domains are `classes` (`general` stays the fallback)."
     path = scratch_project(dest, registry, adapters=False)
@@ -62,7 +62,7 @@ def scaled_registry(registry: str | Path | None, classes: list[str], dest: str |
         r.data.domains = [real.get(c) or Domain(name=c, description=f"scaling-study class {c}") for c in classes if c != GENERAL]
     return Registry.load(path)
 
-# %% ../nbs/09b_scaling.ipynb #e266f47d
+# %% ../nbs/09b_scaling.ipynb #00626f39
 def parent_accuracy(report: dict, parent: dict[str, str]) -> float:
     "From `bench_router`'s confusion matrix: the share of queries routed to a class with the true class's parent."
     labels, m = report["confusion"]["labels"], np.array(report["confusion"]["matrix"])
@@ -71,19 +71,21 @@ def parent_accuracy(report: dict, parent: dict[str, str]) -> float:
 
 def routing_scale(rows: list[dict], registry: str | Path | None = None, levels=LEVELS, workdir: str | Path | None = None, progress=None) -> list[dict]:
     "Train and measure the TF-IDF router on `rows` labelled at each size in `levels`; one report per size."
-    out, work = [], Path(workdir or tempfile.mkdtemp())
-    for lv in levels:
-        lab = [dict(r, domain=label_at(r, lv), parent=r["domain"]) for r in rows]
-        classes = sorted({r["domain"] for r in lab})
-        reg = scaled_registry(registry, classes, work/f"swarm-{lv}")
-        meta = train_tfidf(split_rows(lab, "train"), split_rows(lab, "val"), reg.root/f"tfidf-{lv}.npz")
-        rep = bench_router(TfidfRouter(reg, reg.root/f"tfidf-{lv}.npz"), split_rows(lab, "test"), progress)
-        rep.update(domains=lv, classes=classes, n_train=meta["n_train"], train_s=meta["train_s"],
-                   parent_accuracy=round(parent_accuracy(rep, {r["domain"]: r["parent"] for r in lab}), 4))
-        out.append(rep)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir or tmp)
+        for lv in levels:
+            lab = [dict(r, domain=label_at(r, lv), parent=r["domain"]) for r in rows]
+            classes = sorted({r["domain"] for r in lab})
+            reg = scaled_registry(registry, classes, work/f"swarm-{lv}")
+            meta = train_tfidf(split_rows(lab, "train"), split_rows(lab, "val"), reg.root/f"tfidf-{lv}.npz")
+            rep = bench_router(TfidfRouter(reg, reg.root/f"tfidf-{lv}.npz"), split_rows(lab, "test"), progress)
+            rep.update(domains=lv, classes=classes, n_train=meta["n_train"], train_s=meta["train_s"],
+                       parent_accuracy=round(parent_accuracy(rep, {r["domain"]: r["parent"] for r in lab}), 4))
+            out.append(rep)
     return out
 
-# %% ../nbs/09b_scaling.ipynb #da48193e
+# %% ../nbs/09b_scaling.ipynb #cf9c4ce7
 def scale_markdown(reports: list[dict]) -> str:
     "The scaling table: one row per swarm size."
     head = "| domains | test queries | accuracy | macro-F1 | parent accuracy | latency p50 / p95 (ms) | training (s) |\n|---|---|---|---|---|---|---|\n"
@@ -92,6 +94,7 @@ def scale_markdown(reports: list[dict]) -> str:
 
 def scale_plot(reports: list[dict], path: str | Path | None = None):
     "Accuracy and parent accuracy against swarm size (left), router p95 latency (right)."
+    import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     n = [r["domains"] for r in reports]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -101,5 +104,7 @@ def scale_plot(reports: list[dict], path: str | Path | None = None):
     a2.bar([str(x) for x in n], [r["latency_ms_p95"] for r in reports], color="tab:gray")
     a2.set_xlabel("domains in the swarm"); a2.set_ylabel("ms"); a2.set_title("routing latency p95")
     fig.tight_layout()
-    if path: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=110)
+    if path:
+        with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=110)
+        plt.close(fig)
     return fig
