@@ -15,25 +15,49 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Core: registry + llama.cpp inference + routing (llama-cpp-python compiles once, ~10 min; pip caches the wheel).
-$(VENV)/.stamp-core-$(HASH): | $(BIN)/python
+# llama-cpp-python compiles from source (~10 min, once per machine). Its default build uses every instruction of the
+# building CPU (-march=native); on a CPU with AMX tiles that its VM does not grant, decoding then segfaults. On x86-64
+# we build for AVX2 instead, which every x86 laptop of the last decade runs, into a wheel folder of our own cache
+# (pip's wheel cache is keyed by version, not by build flags); each new venv installs that wheel.
+LLAMA_VERSION := 0.3.36
+ifeq ($(shell uname -m),x86_64)
+LLAMA_FLAVOUR := avx2
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+else
+LLAMA_FLAVOUR := native
+endif
+WHEELS := $(HOME)/.cache/locollm/wheels/$(LLAMA_FLAVOUR)
+$(VENV)/.stamp-llama-$(LLAMA_VERSION)-$(LLAMA_FLAVOUR): | $(BIN)/python
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
+	  $(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	$(BIN)/pip install -q --force-reinstall --no-deps $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(BIN)/pip install -q llama-cpp-python==$(LLAMA_VERSION)
+	touch $@
+LLAMA := $(VENV)/.stamp-llama-$(LLAMA_VERSION)-$(LLAMA_FLAVOUR)
+
+# Core: registry + llama.cpp inference + routing.
+$(VENV)/.stamp-core-$(HASH): $(LLAMA) | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
 # Everything the tests need. torch==2.13.0 first: it is the local CPU build; any other spec pulls GBs of CUDA.
-$(VENV)/.stamp-dev-$(HASH): | $(BIN)/python
+$(VENV)/.stamp-dev-$(HASH): $(LLAMA) | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs,hub,serve]'
 	touch $@
 
-# The docs-site test drives Debian's headless Chromium (no browser download at test time).
+# The docs-site test drives Debian's headless Chromium (no browser download at test time); generated code runs under
+# bubblewrap (user, pid, net, mount and ipc namespaces), which the sandbox tests need.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(VENV)/.stamp-chromium: | $(BIN)/python
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 	touch $@
+$(VENV)/.stamp-bwrap: | $(BIN)/python
+	command -v bwrap >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap; }
+	touch $@
 
-setup: $(VENV)/.stamp-core-$(HASH)
-setup-dev: $(VENV)/.stamp-dev-$(HASH) $(VENV)/.stamp-chromium
+setup: $(VENV)/.stamp-core-$(HASH) $(VENV)/.stamp-bwrap
+setup-dev: $(VENV)/.stamp-dev-$(HASH) $(VENV)/.stamp-chromium $(VENV)/.stamp-bwrap
 
 demo: setup
 	$(BIN)/loco doctor
@@ -81,7 +105,7 @@ ART := artifacts
 PM := $(BIN)/papermill --log-level WARNING -k python3 --language python
 notebooks: setup-dev
 	mkdir -p $(ART)
-	$(PM) nbs/10a_widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
+	$(PM) nbs/65_evals.widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard
 	test -s $(ART)/leaderboard/leaderboard-math.png
 	$(PM) benchmarks/serving.ipynb $(ART)/serving.ipynb --cwd benchmarks \
 	  -y "{n_swaps: 10, n_reloads: 2, adapter_counts: [1, 2], n_requests: 2, max_tokens: 8, results_dir: ../$(ART)/serving, results_md: ../$(ART)/serving/RESULTS.md}"

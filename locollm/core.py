@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #31cc959f
 from __future__ import annotations
-import hashlib, os, subprocess, tempfile
+import hashlib, importlib, json, os, subprocess, tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from pydantic import BaseModel, ConfigDict
 
 # %% auto #0
 __all__ = ['LocoError', 'atomic_path', 'atomic_open', 'atomic_write_text', 'sha256_file', 'find_registry', 'data_dir',
-           'code_version']
+           'read_jsonl', 'seeded_unit', 'StrictModel', 'import_dotted', 'save_png', 'progress_bar', 'code_version']
 
 # %% ../nbs/00_core.ipynb #1232aae7
 class LocoError(Exception):
@@ -74,6 +75,68 @@ def data_dir(project: str | Path | None = None) -> Path:
         raise LocoError(f"data folder {p} does not exist", "set LOCOLLM_DATA to the folder that holds gsm8k/, mbpp/, …")
     return p
 
+# %% ../nbs/00_core.ipynb #e7703022
+def read_jsonl(path: str | Path,
+               fix: str = "set LOCOLLM_DATA to the data folder (it holds gsm8k/, mbpp/, summarisation/, writing/, general/)") -> list[dict]:
+    "The objects of a JSON-lines file (blank lines skipped)."
+    path = Path(path)
+    if not path.is_file(): raise LocoError(f"{path} does not exist", fix)
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip(): continue
+            try: row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise LocoError(f"{path}:{i}: not valid JSON ({e.msg})", "write one JSON object per line")
+            if not isinstance(row, dict):
+                raise LocoError(f"{path}:{i}: not a JSON object", "write one JSON object per line")
+            rows.append(row)
+    return rows
+
+# %% ../nbs/00_core.ipynb #22535002
+def seeded_unit(seed: int, key: str) -> float:
+    "A number in [0, 1) that depends only on `seed` and `key`."
+    return int(hashlib.sha256(f"{seed}\x00{key}".encode()).hexdigest()[:13], 16) / 16**13
+
+# %% ../nbs/00_core.ipynb #bef1dcab
+class StrictModel(BaseModel):
+    "A pydantic model that refuses unknown keys."
+    model_config = ConfigDict(extra="forbid")
+
+# %% ../nbs/00_core.ipynb #d7a5077d
+def import_dotted(dotted: str, what: str, fix: str):
+    "The object at `package.module.Name`; a `LocoError` naming `what` and `fix` when it cannot be imported."
+    mod, _, attr = dotted.rpartition(".")
+    try: return getattr(importlib.import_module(mod), attr)
+    except ImportError as e:
+        missing = f"it needs {e.name}, which is not installed" if e.name and not mod.startswith(e.name) else str(e)
+        raise LocoError(f"cannot import {what} '{dotted}' ({missing})", fix) from e
+    except (AttributeError, ValueError) as e:
+        raise LocoError(f"cannot import {what} '{dotted}' ({type(e).__name__}: {e})", fix) from e
+
+# %% ../nbs/00_core.ipynb #a915fd0e
+def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
+    "Write matplotlib figure `fig` to `path` atomically (no timestamp, so the bytes depend on the plot only)."
+    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    return Path(path)
+
+def progress_bar(*fields, columns: tuple | None = None, enabled: bool = True, transient: bool = False):
+    """A rich `Progress` on stderr: description, bar, done/total, `fields`, elapsed and remaining time (or just
+    `columns`)."""
+    from rich.console import Console
+    from rich.progress import (Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+    columns = columns or (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *fields,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=transient)
+
 # %% ../nbs/00_core.ipynb #b6da85df
 def code_version() -> str:
     "`<package version>` plus `+g<commit>[.dirty]` when run from a git checkout."
@@ -81,7 +144,9 @@ def code_version() -> str:
     __version__, root = locollm.__version__, Path(locollm.__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired): return __version__
     if sha.returncode: return __version__
     return f"{__version__}+g{sha.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")

@@ -15,14 +15,14 @@ def run_loco(*args, registry=None, env=None, timeout=600):
 @pytest.fixture(scope="session")
 def base_info():
     from locollm.registry import Registry
-    from locollm.models import base_model_path, read_gguf
+    from locollm.gguf.model import base_model_path, read_gguf
     return read_gguf(base_model_path(Registry.load(REPO/"registry.yaml")))
 
 def make_project(root: Path, base_info) -> Path:
     """A copy of the committed registry (no committed adapters) with three adapters that have real (seeded random)
     GGUF LoRAs: math-a and math-b (accepted) in math, code-a (candidate) in code."""
     from locollm.core import sha256_file
-    from locollm.lora import random_lora, target_shapes
+    from locollm.gguf.lora import random_lora, target_shapes
     from locollm.registry import AdapterCard, Registry, scratch_project
     shapes = target_shapes(base_info.path)
     scratch_project(root, REPO/"registry.yaml", adapters=False)   # the committed registry, its router files and ADR

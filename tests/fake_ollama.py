@@ -13,7 +13,7 @@ Endpoints: GET /api/version, /api/tags, /api/ps; HEAD and POST /api/blobs/:diges
 
 Models are what /api/create made of uploaded blobs: `files` (one GGUF model), `adapters` (GGUF LoRAs),
 `template`, `parameters`, `system`, `license`, or `from` another model. With engine="llama.cpp" the fake
-answers with the real embedded engine (locollm.engine.LlamaCppBackend) running the uploaded GGUF with the
+answers with the real embedded engine (locollm.backends.llamacpp.LlamaCppBackend) running the uploaded GGUF with the
 uploaded LoRAs, so an answer through the fake is what Ollama-with-llama.cpp would say; engine="echo" answers
 deterministically without a model ("echo: <last words of the prompt>"). `lora_supported=False` mimics the
 current Ollama engine for gemma3, which accepts ADAPTER at create time but fails at the first request
@@ -104,7 +104,7 @@ class FakeOllama:
         return self.models.get(full_name(name))
 
     def _gguf_meta(self, path: Path) -> dict:
-        from locollm.models import read_gguf
+        from locollm.gguf.model import read_gguf
         i = read_gguf(path)
         return {"kind": i.kind, "architecture": i.architecture, "size": i.size_bytes}
 
@@ -192,7 +192,7 @@ class FakeOllama:
         return out
 
     def _backend(self, m: dict):
-        from locollm.engine import LlamaCppBackend
+        from locollm.backends.llamacpp import LlamaCppBackend
         digest = next(iter(m["files"].values()))
         if digest not in self._backends: self._backends[digest] = LlamaCppBackend(self.blobs[digest], n_ctx=2048)
         b = self._backends[digest]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_loco
 from locollm.registry import Registry, scratch_project
-from locollm.merge import read_gguf_lora
+from locollm.gguf.merge import read_gguf_lora
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory):

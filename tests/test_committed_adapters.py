@@ -4,7 +4,7 @@ import json, re
 import pytest
 from conftest import REPO, run_loco
 from locollm.registry import Registry
-from locollm.models import _gguf_header, base_model_path, gguf_tensor_shapes, read_gguf
+from locollm.gguf.model import _gguf_header, base_model_path, gguf_tensor_shapes, read_gguf
 
 EXPECTED = {"math-gsm8k": "math", "math-gsm8k-mlp": "math", "code-mbpp": "code", "writing-v1": "writing", "summarise-v1": "summarisation"}
 REG = Registry.load(REPO/"registry.yaml", check_files=True)   # every file exists and matches its recorded sha256

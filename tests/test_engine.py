@@ -3,9 +3,9 @@ import json, shutil
 import pytest
 from conftest import REPO, run_loco
 from locollm.core import LocoError
-from locollm.engine import LlamaCppBackend
+from locollm.backends.llamacpp import LlamaCppBackend
 from locollm.registry import Registry
-from locollm.lora import random_lora, target_shapes
+from locollm.gguf.lora import random_lora, target_shapes
 
 PROMPTS = ["Write one sentence about the sea.", "What is 17 times 3?", "Name a colour."]
 

@@ -5,16 +5,18 @@ import json, os, shutil, socket, subprocess, sys, threading, time
 from pathlib import Path
 import pytest
 
-from locollm.benchmarks import (GSM8K, Item, Summarisation, Writing, gsm8k_scores, pairwise_verdict, parse_choice, parse_score,
-                                read_jsonl, rouge_scores, split_by_source, summarisation_split, summary_key, writing_key, writing_split, WRITING_FILES)
-from locollm.sandbox import HumanEval, extract_code, run_sandboxed, sandbox_isolation
-from locollm.stats import acceptance_verdict, mcnemar_exact, paired_test, wilson_ci
+from locollm.evals.benchmarks import GSM8K, Item, Summarisation, Writing, pairwise_verdict, parse_choice, parse_score, rouge_scores, split_by_source, summarisation_split, summary_key, writing_key, writing_split, WRITING_FILES
+from locollm.answers import gsm8k_scores
+from locollm.core import read_jsonl
+from locollm.evals.code import HumanEval
+from locollm.answers import extract_code
+from locollm.sandbox import run_sandboxed, sandbox_isolation
+from locollm.evals.stats import acceptance_verdict, mcnemar_exact, paired_test, wilson_ci
 from locollm.registry import scratch_project
 from locollm.core import data_dir, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
-# `loco` with the eval command registered (works before and after the lead adds the import to cli.py)
-LOCO = [sys.executable, "-c", "import locollm.cli_eval; from locollm.cli import main; main()"]
+LOCO = [str(Path(sys.executable).with_name("loco"))]
 
 
 # ---------------------------------------------------------------- scorers with real-looking model outputs
@@ -153,8 +155,8 @@ def test_stats_known_values():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     "A temporary copy of the registry with a seeded random LoRA registered as a maths adapter, and a fresh cache."
-    from locollm.lora import random_lora, target_shapes
-    from locollm.models import base_model_path
+    from locollm.gguf.lora import random_lora, target_shapes
+    from locollm.gguf.model import base_model_path
     from locollm.registry import AdapterCard, AdapterFiles, Registry
     d = tmp_path_factory.mktemp("evalproj")
     shutil.copy(REPO/"registry.yaml", d/"registry.yaml")
@@ -216,7 +218,7 @@ def test_eval_base_alone(project):
 @pytest.mark.slow
 def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):
     monkeypatch.setenv("LOCOLLM_DATA", str(data_dir(REPO)))
-    from locollm.evaluate import evaluate_adapter
+    from locollm.evals.evaluate import evaluate_adapter
     from locollm.registry import Registry, promote
     from locollm.core import LocoError
     rep = evaluate_adapter(project/"registry.yaml", "rand-math", "gsm8k", limit=3, max_tokens=64, threads=1, cache=project/"cache.sqlite",

@@ -3,9 +3,9 @@ behaves like base + LoRA applied at run time (and unlike the base), and bad inpu
 import numpy as np
 import pytest
 from locollm.core import LocoError
-from locollm.engine import LlamaCppBackend
-from locollm.lora import random_lora, target_shapes
-from locollm.merge import gguf_layout, merge_lora, next_token_agreement, read_tensor
+from locollm.backends.llamacpp import LlamaCppBackend
+from locollm.gguf.lora import random_lora, target_shapes
+from locollm.gguf.merge import gguf_layout, merge_lora, next_token_agreement, read_tensor
 
 PROMPTS = ["Write one sentence about the sea.", "What is 12 times 7?", "Name three colours."]
 FMT = "### Instruction:\n{prompt}\n\n### Response:\n"

@@ -2,8 +2,8 @@
 import json
 from conftest import run_loco
 from locollm.registry import Registry, promote
-from locollm.swarm import Swarm
-from locollm.modes import ensemble, self_consistency
+from locollm.swarm.core import Swarm
+from locollm.swarm.modes import ensemble, self_consistency
 
 def test_composition_with_scales_1_0_is_the_single_adapter(project):
     swarm = Swarm(Registry.load(project))

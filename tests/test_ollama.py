@@ -10,21 +10,10 @@ from conftest import LOCO, make_project
 from fake_ollama import FakeOllama, free_port
 from locollm.core import LocoError, sha256_file
 from locollm.registry import Registry
-from locollm.ollama_backend import OllamaBackend, export_ollama, ollama_template
-
-# Until the lead registers the backend ("ollama" in locollm.engine.BACKENDS) and imports cli_export in cli.py,
-# `loco` is run through a shim that does both; afterwards the real console script is used.
-_SHIM = ("import sys, locollm.engine as e; e.BACKENDS.setdefault('ollama', 'locollm.ollama_backend.OllamaBackend'); "
-         "import locollm.cli_export; from locollm.cli import main; sys.argv[0] = 'loco'; main()")
-
-def _registered() -> bool:
-    import locollm.cli as cli
-    from locollm.engine import BACKENDS
-    groups = [g.typer_instance for g in cli.app.registered_groups if g.name == "export"]
-    return "ollama" in BACKENDS and any(c.name == "ollama" for g in groups for c in g.registered_commands)
+from locollm.backends.ollama import OllamaBackend, export_ollama, ollama_template
 
 def loco(*args, registry, host, env=None, timeout=600):
-    cmd = [LOCO] if _registered() else [sys.executable, "-c", _SHIM]
+    cmd = [LOCO]
     e = {**os.environ, "LOCOLLM_REGISTRY": str(registry), "OLLAMA_HOST": host, **(env or {})}
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout)
 
@@ -107,7 +96,7 @@ def test_stream_and_whole_answers_agree(proj, server, exported):
     b.close()
 
 def test_same_answers_as_the_embedded_backend(proj, server, exported):
-    from locollm.engine import LlamaCppBackend
+    from locollm.backends.llamacpp import LlamaCppBackend
     reg = Registry.load(proj)
     ob, emb = OllamaBackend.from_registry(reg, host=server.host), LlamaCppBackend.from_registry(reg)
     try:
@@ -173,7 +162,7 @@ def test_export_merged(proj, server, exported, base_info):
     stamp = merged.stat().st_mtime_ns
     assert loco("export", "ollama", "math-a", "--merged", registry=proj, host=server.host).returncode == 0
     assert merged.stat().st_mtime_ns == stamp  # up to date: not merged again
-    from locollm.lora import random_lora, target_shapes
+    from locollm.gguf.lora import random_lora, target_shapes
     random_lora(proj.parent/"adapters/math-a/math-a.gguf", target_shapes(base_info.path), "gemma3", seed=42, std=0.05)  # "retrained"
     assert loco("export", "ollama", "math-a", "--merged", registry=proj, host=server.host).returncode == 0
     assert merged.stat().st_mtime_ns != stamp  # stale: merged again from the new LoRA

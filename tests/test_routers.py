@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from locollm.registry import Registry
-from locollm.routers import GENERAL, get_router
-from locollm.routing_data import build_routing_data, split_rows, load_jsonl
+from locollm.routing.base import GENERAL, get_router
+from locollm.routing.data import build_routing_data, split_rows, read_routing_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 REG = ROOT/"registry.yaml"
 BD = ROOT/"benchmarks"/"data"
-LOCO = [sys.executable, "-c", "import locollm.cli_router; from locollm.cli import main; main()"]
+LOCO = [sys.executable, "-c", "import locollm.cli.router; from locollm.cli import main; main()"]
 
 @pytest.fixture(scope="module")
 def reg(): return Registry.load(REG)
@@ -43,7 +43,7 @@ def test_best_classifier_test_split(reg, test_rows):
     assert a >= 0.95
 
 def test_heldout_sources(reg):
-    held = load_jsonl(BD/"routing_heldout.jsonl")
+    held = read_routing_rows(BD/"routing_heldout.jsonl")
     a = acc(get_router(reg, "tfidf"), held)
     print(f"tfidf held-out-sources accuracy {a:.3f} on {len(held)}")
     assert a >= 0.95  # sources left out of the routing data entirely
@@ -64,8 +64,8 @@ def test_robustness(reg, name):
 
 def test_confidence_router_defers_overlap_more(reg, test_rows):
     base, conf = get_router(reg, "tfidf"), get_router(reg, "confidence:tfidf")
-    over = load_jsonl(BD/"routing_overlap.jsonl")
-    clean = test_rows + load_jsonl(BD/"routing_heldout.jsonl")
+    over = read_routing_rows(BD/"routing_overlap.jsonl")
+    clean = test_rows + read_routing_rows(BD/"routing_heldout.jsonl")
     rate = lambda rows: np.mean([conf.route(r["query"]).fallback is not None for r in rows])
     assert rate(over) > rate(clean)
     kept = [r for r in clean if conf.route(r["query"]).fallback is None]

@@ -13,7 +13,7 @@ import conftest
 from locollm.core import sha256_file
 from locollm.registry import Registry, promote
 
-LOCO = [sys.executable, "-c", "import locollm.cli_serve; from locollm.cli import main; main()"]
+LOCO = [sys.executable, "-c", "import locollm.cli.serve; from locollm.cli import main; main()"]
 MATH_Q = "How many legs do 3 spiders have in total?"
 GENERAL_Q = "Who was the first president of Kenya?"
 
@@ -156,7 +156,7 @@ LOAD_N = int(os.environ.get("LOCOLLM_SERVE_LOAD_N", 200))   # a slow shared mach
 SHORT = ["What is 7 + 5?", "Write a haiku.", "Name a colour.", "Solve 3 x 4.", "Who wrote Hamlet?", "Fix my code.", "Summarise: cats nap.", "Hi!"]
 
 def test_load_200_requests_8_concurrent(server):
-    from locollm.serve import load_test
+    from locollm.serve.load import load_test
     load_test(server.url + "/v1", n=16, concurrency=8, max_tokens=2, prompts=SHORT)   # warm-up: allocations settle
     before = server.metrics()
     res = load_test(server.url + "/v1", n=LOAD_N, concurrency=8, max_tokens=2, prompts=SHORT, pid=server.proc.pid)
@@ -204,14 +204,22 @@ def test_overload_is_429_with_retry_after(small):
 
 # ---------------------------------------------------------------- scale-out: export and router sidecar
 
+def fake_peft(folder: Path, rank: int) -> Path:
+    "A peft folder with a config and an empty weights file: the exporters read only the config."
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder/"adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank,
+                                                          "base_model_name_or_path": "google/gemma-3-270m",
+                                                          "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}))
+    (folder/"adapter_model.safetensors").write_bytes(b"")
+    return folder
+
 @pytest.fixture(scope="module")
 def peft_proj(proj):
     "math-a and code-a also get (fake) peft folders; math-b stays GGUF-only."
-    from locollm.scaleout import _fake_peft
     with Registry.edit(proj) as reg:
         for name in ("math-a", "code-a"):
             rel = f"adapters/{name}/peft"
-            _fake_peft(proj.parent/rel, 16 if name == "code-a" else 8)
+            fake_peft(proj.parent/rel, 16 if name == "code-a" else 8)
             card = reg.adapter(name)
             card.files = card.files.model_copy(update={"peft": rel})
             card.sha256 = {**card.sha256, **{f"{rel}/{f}": sha256_file(proj.parent/rel/f) for f in ("adapter_config.json", "adapter_model.safetensors")}}
@@ -239,7 +247,7 @@ def fake_upstream():
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
-    from locollm.serve import serve_in_thread
+    from locollm.serve.server import serve_in_thread
     seen = []
     async def chat(request):
         body = await request.json(); seen.append(body)
@@ -293,7 +301,7 @@ class EchoBackend:
     def adapters(self): return self._ads
     def add_adapter(self, name, path): self._ads.append(name)
     def generate(self, prompt, adapters=None, *, max_tokens=256, on_token=None, **kw):
-        from locollm.engine import Generation, adapter_set
+        from locollm.backends.base import Generation, adapter_set
         words = prompt.split()[:max_tokens]
         for w in words:
             time.sleep(self.delay)
@@ -308,7 +316,7 @@ def ol():
 
 def echo_serve(registry, **kw):
     "An in-process server on the echo backend (the project's adapters, its router), on a free port: (url, stop)."
-    from locollm.serve import SwarmServer, create_app, serve_in_thread
+    from locollm.serve.server import SwarmServer, create_app, serve_in_thread
     be = EchoBackend(["math-a", "math-b", "code-a"], delay=kw.pop("delay", 0.0))
     return serve_in_thread(create_app(SwarmServer(Registry.load(registry), backends=[be], **kw)))
 

@@ -12,11 +12,7 @@ from conftest import REPO, run_loco
 from locollm.core import sha256_file
 from locollm.registry import Registry
 
-# `loco` sees these commands once the lead adds `import locollm.cli_share` to cli.py; until then the same entry point is
-# run with the module imported first.
-SHARE_IN_CLI = "cli_share" in (REPO/"locollm/cli.py").read_text()
-LOCO_SHARE = [str(Path(sys.executable).with_name("loco"))] if SHARE_IN_CLI else \
-             [sys.executable, "-c", "import locollm.cli_share; from locollm.cli import main; main()"]
+LOCO_SHARE = [str(Path(sys.executable).with_name("loco"))]
 BASE = "gemma3-270m-q4_k_m"
 
 def loco(*args, registry, cache, env=None, timeout=600):
@@ -90,7 +86,7 @@ def one_line_error(r, expect: str) -> str:
 @pytest.fixture(scope="module")
 def loras(tmp_path_factory, base_info):
     "Bytes of a GGUF LoRA that fits the base model, and of one for a narrower model (dimension mismatch)."
-    from locollm.lora import random_lora, target_shapes
+    from locollm.gguf.lora import random_lora, target_shapes
     d, shapes = tmp_path_factory.mktemp("loras"), target_shapes(base_info.path)
     good = random_lora(d/"good.gguf", shapes, base_info.architecture, seed=7, std=0.05).read_bytes()
     wrong = random_lora(d/"wrong.gguf", {n: (512, o) for n, (i, o) in shapes.items()}, base_info.architecture, seed=8).read_bytes()

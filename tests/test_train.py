@@ -13,15 +13,8 @@ from conftest import LOCO, REPO
 
 pytestmark = pytest.mark.slow
 
-# Until the lead imports cli_train in cli.py, `loco` is run through a shim that imports it; afterwards the real script.
-_SHIM = "import sys, locollm.cli_train; from locollm.cli import main; sys.argv[0] = 'loco'; main()"
-
-def _registered() -> bool:
-    import locollm.cli as cli
-    return any(c.name == "train" or getattr(c.callback, "__name__", "") == "train" for c in cli.app.registered_commands)
-
 def loco(*args, registry, timeout=900):
-    cmd = [LOCO] if _registered() else [sys.executable, "-c", _SHIM]
+    cmd = [LOCO]
     env = {**os.environ, "LOCOLLM_REGISTRY": str(registry), "LOCOLLM_DATA": str(_data())}
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
@@ -84,8 +77,8 @@ def test_missing_config_and_data(proj, tmp_path):
 
 def test_train_exports_registers_and_serves(proj, trained):
     from locollm.registry import Registry
-    from locollm.engine import LlamaCppBackend
-    from locollm.models import read_gguf
+    from locollm.backends.llamacpp import LlamaCppBackend
+    from locollm.gguf.model import read_gguf
     assert trained["steps"] == 3 and trained["registered"] and trained["tokens"] > 0
     out = proj/"adapters"/"tiny-math"
     assert {p.name for p in out.iterdir()} >= {"peft", "tiny-math.gguf", "config.yaml", "training_log.md", "loss.png", "history.json"}
@@ -125,7 +118,7 @@ N_PROMPTS, N_POS = 20, 16
 
 def _sequences(tok, fmt):
     "20 (token ids, answer start) pairs: training rows of the four domains (prompts ≤ 200 tokens), framed as at inference, with 16 answer tokens."
-    from locollm.data import load_split
+    from locollm.training.data import load_split
     out = []
     for d in ("math", "code", "summarisation", "writing"):
         n = 0
@@ -147,7 +140,7 @@ def _hf_top1(model, seqs):
 def _llama_model(path: Path):
     "A llama.cpp model and context on the GGUF base (one batch holds a whole sequence)."
     from llama_cpp import Llama
-    from locollm.engine import _quiet
+    from locollm.backends.llamacpp import _quiet
     with _quiet(): return Llama(str(path), n_ctx=512, n_batch=512, n_threads=min(2, os.cpu_count() or 1), seed=0, verbose=False)
 
 def _llama_top1(llm, lora, seqs):
@@ -185,7 +178,7 @@ def _permute_layers(src: Path, dst: Path, n_layers: int):
     "A deliberately wrong export: the same tensors under mirrored layer numbers (blk.i ↔ blk.N-1-i)."
     import re
     from gguf import GGUFReader
-    from locollm.lora import write_gguf_lora
+    from locollm.gguf.lora import write_gguf_lora
     r = GGUFReader(str(src))
     t = {x.name: np.array(x.data) for x in r.tensors}
     alpha = float(r.fields["adapter.lora.alpha"].parts[-1][0])
@@ -199,8 +192,8 @@ def test_gguf_lora_agrees_with_peft(proj, trained, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from peft import PeftModel
     from locollm.registry import Registry
-    from locollm.lora import peft_to_gguf_lora
-    from locollm.hf_backend import base_checkpoint
+    from locollm.gguf.lora import peft_to_gguf_lora
+    from locollm.backends.transformers import base_checkpoint
     reg = Registry.load(proj/"registry.yaml")
     ckpt = base_checkpoint(reg)
     tok = AutoTokenizer.from_pretrained(ckpt)
@@ -217,7 +210,7 @@ def test_gguf_lora_agrees_with_peft(proj, trained, tmp_path):
         model.set_adapter(name); hf[name] = _hf_top1(model, seqs)
 
     import llama_cpp
-    from locollm.models import base_model_path
+    from locollm.gguf.model import base_model_path
     llm = _llama_model(base_model_path(reg))
     files = {"tiny-math": reg.root/reg.adapter("tiny-math").files.gguf_lora, "strong": tmp_path/"strong.gguf", "wrong": tmp_path/"wrong.gguf"}
     loras = {k: llama_cpp.llama_adapter_lora_init(llm.model, str(p).encode()) for k, p in files.items()}
@@ -246,14 +239,14 @@ def test_gguf_lora_agrees_with_peft(proj, trained, tmp_path):
 def test_adapter_guide_matches_the_cli():
     "docs/adapter-guide.md §3–5: its example config is valid for the registry, and its commands and flags exist."
     import re
-    from locollm.train import parse_config
+    from locollm.training.train import parse_config
     from locollm.registry import Registry
     guide = (REPO/"docs"/"adapter-guide.md").read_text()
     part = guide[guide.index("## 3. Write the config"):guide.index("## 6.")]
     cfg = parse_config(re.search(r"```yaml\n(.*?)```", part, re.S)[1], "adapter-guide.md")
     assert cfg.base_model == Registry.load(REPO/"registry.yaml").data.base_model.name
     for cmd in re.findall(r"^loco (train|export gguf)\b(.*)$", part, re.M):
-        r = subprocess.run([sys.executable, "-c", _SHIM, *cmd[0].split(), "--help"], capture_output=True, text=True)
+        r = subprocess.run([LOCO, *cmd[0].split(), "--help"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         for flag in re.findall(r"--[a-z-]+", cmd[1]): assert flag in r.stdout, (cmd, flag)
     for path in re.findall(r"`(configs/[a-z0-9.-]+\.yaml)`", part): assert (REPO/path).is_file(), path
@@ -261,9 +254,9 @@ def test_adapter_guide_matches_the_cli():
 # ---------------------------------------------------------------- data: training never sees an evaluation item
 
 def test_test_splits_are_the_benchmarks_items():
-    "locollm.data's test items are exactly the evaluation benchmarks' items (same split rules), so training excludes all of them."
-    from locollm.data import load_split
-    from locollm.benchmarks import get_benchmark
+    "locollm.training.data's test items are exactly the evaluation benchmarks' items (same split rules), so training excludes all of them."
+    from locollm.training.data import load_split
+    from locollm.evals.benchmarks import get_benchmark
     for domain, bench in (("math", "gsm8k"), ("summarisation", "summarisation-rougeL"), ("writing", "writing-judge")):
         mine = [(e.id, e.prompt) for e in load_split(domain, "test")]
         theirs = [(i.id, i.prompt) for i in get_benchmark(bench).items()]
@@ -273,7 +266,7 @@ def test_test_splits_are_the_benchmarks_items():
     assert [(e.id, e.prompt) for e in load_split("code", "test")] == [(i.id, i.prompt) for i in code if i.id.startswith("mbpp/")]
 
 def test_training_rows_never_overlap_test_items():
-    from locollm.data import load_split, prepare, _content, ngrams, heldout_index
+    from locollm.training.data import load_split, prepare, _content, ngrams, heldout_index
     for domain in ("math", "code", "summarisation", "writing"):
         test_keys = {e.meta.get("key", e.id) for e in load_split(domain, "test")}
         rows = prepare(domain).train

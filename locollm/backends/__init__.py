@@ -1,0 +1,1 @@
+"Inference backends: the `Backend` protocol, llama.cpp (the embedded default), Ollama and transformers."

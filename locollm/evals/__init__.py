@@ -1,0 +1,1 @@
+"Evaluation: benchmarks, paired statistics, the acceptance gate, reports."

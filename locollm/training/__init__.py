@@ -1,0 +1,1 @@
+"Training LoRA adapters: licensed data, the training run, merged composites."
