@@ -73,6 +73,13 @@ check-clean: setup-dev
 	$(BIN)/nbdev_clean --fname nbs
 	@test -z "$$(git status --porcelain -- nbs)" || { git status --porcelain -- nbs; echo "notebooks are not clean: run nbdev_clean and commit"; exit 1; }
 
+# Tests read the data folder the lookup finds (`loco data path`: LOCOLLM_DATA, the fetch cache, ../shared/data), else
+# the committed fixtures (a few dozen rows a source), so they pass on a fresh clone with no data and no network; tests
+# of real quality need the full data and skip on the fixtures, saying so. (pytest: tests/conftest.py does the same.)
+TEST_DATA = $(shell $(BIN)/python -c "from locollm.core import data_dir; print(data_dir())" 2>/dev/null \
+                    || echo $(CURDIR)/tests/fixtures/data)
+
+nbtest: private export LOCOLLM_DATA = $(TEST_DATA)
 nbtest: setup-dev
 	$(BIN)/nbdev_test --n_workers 1 --timing
 
@@ -103,6 +110,7 @@ check-leaderboard: leaderboard
 # Benchmark and widget notebooks with papermill, smoke parameters; executed copies land in artifacts/ (gitignored).
 ART := artifacts
 PM := $(BIN)/papermill --log-level WARNING -k python3 --language python
+notebooks: private export LOCOLLM_DATA = $(TEST_DATA)
 notebooks: setup-dev
 	mkdir -p $(ART)
 	$(PM) nbs/65_evals.widgets.ipynb $(ART)/leaderboard_widget.ipynb --cwd nbs -p static True -p png_dir ../$(ART)/leaderboard

@@ -10,8 +10,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 # %% auto #0
-__all__ = ['LocoError', 'atomic_path', 'atomic_open', 'atomic_write_text', 'sha256_file', 'find_registry', 'data_dir',
-           'read_jsonl', 'seeded_unit', 'StrictModel', 'import_dotted', 'save_png', 'progress_bar', 'code_version']
+__all__ = ['LocoError', 'atomic_path', 'atomic_open', 'atomic_write_text', 'sha256_file', 'find_registry', 'data_cache_dir',
+           'data_dir', 'read_jsonl', 'seeded_unit', 'StrictModel', 'import_dotted', 'save_png', 'progress_bar',
+           'code_version']
 
 # %% ../nbs/00_core.ipynb #1232aae7
 class LocoError(Exception):
@@ -67,17 +68,29 @@ def find_registry(start: str | Path | None = None) -> Path:
     raise LocoError(f"no registry.yaml in {here} or any folder above it",
                     "cd into a LocoLLM project or set LOCOLLM_REGISTRY=/path/to/registry.yaml")
 
+# %% ../nbs/00_core.ipynb #77f945aa
+def data_cache_dir() -> Path:
+    "Where `loco data fetch` puts the data: `$XDG_CACHE_HOME/locollm/data`, else `~/.cache/locollm/data`."
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"locollm"/"data"
+
 def data_dir(project: str | Path | None = None) -> Path:
-    "The shared data folder: `$LOCOLLM_DATA`, else `../shared/data` beside the project."
-    if env := os.environ.get("LOCOLLM_DATA"): p = Path(env).expanduser()
-    else: p = Path(project or find_registry().parent).resolve().parent/"shared"/"data"
-    if not p.is_dir():
-        raise LocoError(f"data folder {p} does not exist", "set LOCOLLM_DATA to the folder that holds gsm8k/, mbpp/, …")
-    return p
+    """The data folder: `$LOCOLLM_DATA` when it is set, else the first folder that exists of the fetch cache and
+    `../shared/data` beside the project."""
+    if env := os.environ.get("LOCOLLM_DATA"):
+        if not Path(env).expanduser().is_dir():
+            raise LocoError(f"LOCOLLM_DATA={env} is not a folder",
+                            "point it at a data folder (one with gsm8k/, mbpp/, …) or unset it")
+        return Path(env).expanduser()
+    tried = [data_cache_dir()]
+    try: tried.append(Path(project or find_registry().parent).resolve().parent/"shared"/"data")
+    except LocoError: pass  # outside a project only the cache can hold the data
+    if found := next((p for p in tried if p.is_dir()), None): return found
+    raise LocoError(f"no data folder: LOCOLLM_DATA is not set and there is no {' or '.join(map(str, tried))}",
+                    "run `loco data fetch` (or set LOCOLLM_DATA to a data folder)")
 
 # %% ../nbs/00_core.ipynb #e7703022
 def read_jsonl(path: str | Path,
-               fix: str = "set LOCOLLM_DATA to the data folder (it holds gsm8k/, mbpp/, summarisation/, writing/, general/)") -> list[dict]:
+               fix: str = "run `loco data fetch`, or set LOCOLLM_DATA to a data folder that holds it") -> list[dict]:
     "The objects of a JSON-lines file (blank lines skipped)."
     path = Path(path)
     if not path.is_file(): raise LocoError(f"{path} does not exist", fix)

@@ -4,13 +4,14 @@
 
 # %% ../nbs/26_share.ipynb #cd848a67
 from __future__ import annotations
-import gzip, hashlib, http.client, io, json, os, re, shutil, stat, tarfile, tempfile, urllib.error, urllib.parse, urllib.request, zlib
+import gzip, hashlib, http.client, io, os, posixpath, re, shutil, stat, tarfile, tempfile, zlib
+import urllib.error, urllib.parse, urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 import locollm
@@ -19,10 +20,12 @@ from .core import (LocoError, StrictModel, atomic_path, atomic_write_text, code_
 from .registry import AdapterCard, Registry, Sha256, Slug
 
 # %% auto #0
-__all__ = ['FORMAT', 'MANIFEST', 'CARD', 'ALLOWED_SUFFIXES', 'PICKLE_SUFFIXES', 'FileEntry', 'Manifest', 'safe_relpath',
-           'check_file_name', 'check_file_content', 'limits', 'pack', 'IndexEntry', 'LibraryIndex', 'parse_index',
-           'add_to_index', 'find_in_index', 'Source', 'resolve_source', 'cache_dir', 'part_path', 'download', 'unpack',
-           'read_manifest', 'copy_folder', 'read_card', 'verify_staged', 'load_check', 'recover', 'fetch_hf',
+__all__ = ['FORMAT', 'MANIFEST', 'CARD', 'ALLOWED_SUFFIXES', 'PICKLE_SUFFIXES', 'MAX_TEXT_BYTES', 'MAX_SMALL_FILE_BYTES',
+           'WEIGHT_SUFFIXES', 'MAX_HEADER_BYTES', 'FileEntry', 'Manifest', 'safe_relpath', 'check_file_name',
+           'check_file_head', 'check_file_content', 'limits', 'file_cap', 'check_file_size', 'check_manifest_caps',
+           'pack', 'IndexEntry', 'LibraryIndex', 'parse_index', 'add_to_index', 'find_in_index', 'Source',
+           'resolve_source', 'cache_dir', 'part_path', 'download', 'read_manifest', 'unpack', 'copy_folder',
+           'read_card', 'verify_staged', 'load_check', 'Rename', 'Journal', 'read_journal', 'recover', 'fetch_hf',
            'verify_archive', 'download_bar', 'install', 'uninstall']
 
 # %% ../nbs/26_share.ipynb #7ad78c41
@@ -74,10 +77,8 @@ def check_file_name(rel: str) -> None:
         )
 
 # %% ../nbs/26_share.ipynb #5ad8416e
-def check_file_content(path: str | Path, rel: str) -> None:
-    "Refuse a file whose first bytes show a pickle (or torch zip), or that is not the format its name says."
-    path = Path(path)
-    with open(path, "rb") as f: head = f.read(9)
+def check_file_head(head: bytes, size: int, rel: str) -> None:
+    "Refuse file `rel` of `size` bytes if its first bytes `head` show a pickle or torch zip, or not its named format."
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") or head[:4] == b"PK\x03\x04":
         raise LocoError(
             f"'{rel}' is a pickle (or torch zip) file under another name, which can run code when it is loaded",
@@ -85,17 +86,35 @@ def check_file_content(path: str | Path, rel: str) -> None:
         )
     suffix = Path(rel).suffix.lower()
     if suffix == ".gguf" and head[:4] != b"GGUF": raise LocoError(f"'{rel}' is not a GGUF file", _BAD)
-    if suffix == ".safetensors" and (len(head) < 9 or head[8:9] != b"{" or int.from_bytes(head[:8], "little") + 8 > path.stat().st_size):
+    header_end = int.from_bytes(head[:8], "little") + 8
+    if suffix == ".safetensors" and (len(head) < 9 or head[8:9] != b"{" or header_end > size):
         raise LocoError(f"'{rel}' is not a safetensors file", _BAD)
 
+def check_file_content(path: str | Path, rel: str) -> None:
+    "Refuse the file at `path` (archive name `rel`) if its first bytes show a pickle, or another format than its name."
+    with open(path, "rb") as f: head = f.read(9)
+    check_file_head(head, Path(path).stat().st_size, rel)
+
 # %% ../nbs/26_share.ipynb #5e88dfa8
+MAX_TEXT_BYTES = 1 << 20          # manifest, card, index, journal: read whole into memory
+MAX_SMALL_FILE_BYTES = 16 << 20   # any file of an adapter but its weights: configs, logs, loss curves
+WEIGHT_SUFFIXES = {".gguf", ".safetensors"}
+
 def limits() -> tuple[int, int]:
-    """The most bytes and files an install may unpack: `$LOCOLLM_MAX_ADAPTER_BYTES` (4 GiB),
+    """The most bytes and files an install may unpack: `$LOCOLLM_MAX_ADAPTER_BYTES` (1 GiB),
     `$LOCOLLM_MAX_ADAPTER_FILES` (1000)."""
-    try:
-        return int(os.environ.get("LOCOLLM_MAX_ADAPTER_BYTES", 4 << 30)), int(os.environ.get("LOCOLLM_MAX_ADAPTER_FILES", 1000))
-    except ValueError:
-        raise LocoError("LOCOLLM_MAX_ADAPTER_BYTES / LOCOLLM_MAX_ADAPTER_FILES must be whole numbers", "fix or unset them")
+    env = os.environ.get
+    try: caps = int(env("LOCOLLM_MAX_ADAPTER_BYTES", 1 << 30)), int(env("LOCOLLM_MAX_ADAPTER_FILES", 1000))
+    except ValueError: caps = (0, 0)
+    if min(caps) < 1:
+        raise LocoError("LOCOLLM_MAX_ADAPTER_BYTES / LOCOLLM_MAX_ADAPTER_FILES must be positive whole numbers",
+                        "fix or unset them")
+    return caps
+
+def file_cap(rel: str) -> int:
+    "The most bytes file `rel` of an adapter may have: weights the total cap, manifest and card 1 MiB, others 16 MiB."
+    if rel in (MANIFEST, CARD): return MAX_TEXT_BYTES
+    return limits()[0] if Path(rel).suffix.lower() in WEIGHT_SUFFIXES else MAX_SMALL_FILE_BYTES
 
 def _check_caps(n_files: int, n_bytes: int, what: str) -> None:
     max_bytes, max_files = limits()
@@ -110,7 +129,29 @@ def _check_caps(n_files: int, n_bytes: int, what: str) -> None:
             f"{_BAD} (the cap is $LOCOLLM_MAX_ADAPTER_BYTES)",
         )
 
+def check_file_size(rel: str, size: int) -> None:
+    "Refuse file `rel` if it would be larger than a file of its kind may be."
+    if size > (cap := file_cap(rel)):
+        raise LocoError(f"'{rel}' would be {size:,} bytes, more than the {cap:,} such a file may have "
+                        "(a decompression bomb?)", _BAD)
+
+def check_manifest_caps(man: Manifest, where: str) -> None:
+    "Refuse what the manifest `man` of `where` lists if that is more files or bytes than the caps allow."
+    _check_caps(len(man.files) + 1, sum(e.size for e in man.files.values()), where)
+    for rel, e in man.files.items(): check_file_size(rel, e.size)
+
 # %% ../nbs/26_share.ipynb #0063dc38
+def _project_file(root: Path, rel: str, name: str) -> Path:
+    "`root/rel`, checked to be a regular file inside the project once links are resolved."
+    p = root/rel
+    if not p.is_file():
+        raise LocoError(f"{p} {'is not a file' if p.exists() else 'does not exist'}",
+                        f"restore it, or fix adapter '{name}' in registry.yaml")
+    if not p.resolve().is_relative_to(root.resolve()):
+        raise LocoError(f"'{rel}' of adapter '{name}' is outside the project (or a link out of it)",
+                        f"pack ships only files of the project: copy it into adapters/{name}/, fix registry.yaml")
+    return p
+
 def _packed_files(card: AdapterCard, root: Path) -> tuple[dict[str, Path], list[str]]:
     "`{archive name: source path}` of what `pack` ships, and the files it skipped."
     if not card.files.gguf_lora:
@@ -118,26 +159,23 @@ def _packed_files(card: AdapterCard, root: Path) -> tuple[dict[str, Path], list[
             f"adapter '{card.name}' has no GGUF LoRA to share",
             f"export it first (`loco export gguf {card.name}`) so that it runs in llama.cpp",
         )
-    files, skipped = {"adapter.gguf": root/card.files.gguf_lora}, []
+    named, skipped = {"adapter.gguf": card.files.gguf_lora}, []   # archive name: the path the card names
     if card.files.peft:
         peft = root/card.files.peft
         for p in sorted(peft.rglob("*")) if peft.is_dir() else []:
-            if not p.is_file(): continue
+            if p.is_dir() and not p.is_symlink(): continue
             rel = p.relative_to(peft).as_posix()
             try: check_file_name(rel)
             except LocoError: skipped.append(f"{card.files.peft}/{rel}"); continue
-            files[f"peft/{rel}"] = p
+            named[f"peft/{rel}"] = f"{card.files.peft}/{rel}"
     for key, stem in (("training_config", "training/config"), ("training_log", "training/log")):
         rel = getattr(card, key)
         if rel and (root/rel).is_file() and Path(rel).suffix.lower() in ALLOWED_SUFFIXES:
-            files[stem + Path(rel).suffix.lower()] = root / rel
+            named[stem + Path(rel).suffix.lower()] = rel
         elif rel: skipped.append(rel)
-    for arc, p in files.items():
-        if not p.is_file():
-            raise LocoError(f"{p} does not exist", f"restore it, or fix adapter '{card.name}' in registry.yaml")
-        try: rel = p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError: continue
-        if rel in card.sha256 and sha256_file(p) != card.sha256[rel]:
+    files = {arc: _project_file(root, rel, card.name) for arc, rel in named.items()}
+    for arc, rel in named.items():
+        if rel in card.sha256 and sha256_file(files[arc]) != card.sha256[rel]:
             raise LocoError(
                 f"'{rel}' changed since adapter '{card.name}' was registered (its sha256 differs)",
                 "restore the original file, or re-register the adapter if it was retrained",
@@ -176,6 +214,10 @@ def _write_archive(dest: Path, members: dict[str, bytes | Path]) -> Path:
 def pack(name: str, registry: str | Path | None = None, out: str | Path = ".", index: str | Path | None = None,
          url: str | None = None) -> dict:
     "Pack adapter `name` into `<out>/<name>-<version>.tar.gz`; with `index`, add it to that library index."
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LocoError(f"--out {out} is a file, not a folder",
+                        "give the folder to write the archive to (it is made if it does not exist)")
     reg = Registry.load(registry)
     card = reg.adapter(name)
     files, skipped = _packed_files(card, reg.root)
@@ -199,34 +241,37 @@ def pack(name: str, registry: str | Path | None = None, out: str | Path = ".", i
         files=dict(sorted(entries.items())),
     )
     members = {MANIFEST: (manifest.model_dump_json(indent=2) + "\n").encode(), CARD: card_text, **files}
-    dest = Path(out)/f"{card.name}-{re.sub(r'[^A-Za-z0-9._-]', '_', card.version)}.tar.gz"
-    _write_archive(dest, members)
-    res = dict(
-        name=card.name,
-        version=card.version,
-        archive=str(dest),
-        sha256=sha256_file(dest),
-        size=dest.stat().st_size,
-        files=sorted(members),
-        skipped=skipped,
-    )
-    if index:
-        index = Path(index)
-        url = (
-            (url + dest.name if url.endswith("/") else url) if url else os.path.relpath(dest.resolve(), index.resolve().parent)
-        )
-        entry = IndexEntry(
+    dest = out/f"{card.name}-{re.sub(r'[^A-Za-z0-9._-]', '_', card.version)}.tar.gz"
+    try:
+        _write_archive(dest, members)
+        res = dict(
             name=card.name,
             version=card.version,
-            domain=card.domain,
-            base_model=card.base_model,
-            url=url,
-            sha256=res["sha256"],
-            size=res["size"],
-            licence=card.licence,
+            archive=str(dest),
+            sha256=sha256_file(dest),
+            size=dest.stat().st_size,
+            files=sorted(members),
+            skipped=skipped,
         )
-        add_to_index(index, entry)
-        res |= dict(index=str(index), url=url)
+        if index:
+            index = Path(index)
+            if not url: url = os.path.relpath(dest.resolve(), index.resolve().parent)
+            elif url.endswith("/"): url += dest.name
+            entry = IndexEntry(
+                name=card.name,
+                version=card.version,
+                domain=card.domain,
+                base_model=card.base_model,
+                url=url,
+                sha256=res["sha256"],
+                size=res["size"],
+                licence=card.licence,
+            )
+            add_to_index(index, entry)
+            res |= dict(index=str(index), url=url)
+    except OSError as e:
+        raise LocoError(f"could not write {e.filename or dest} ({e.strerror or type(e).__name__})",
+                        "give --out (and --index) places you can write to")
     return res
 
 # %% ../nbs/26_share.ipynb #101df8da
@@ -268,7 +313,7 @@ def parse_index(text: str, where: str) -> LibraryIndex:
 def add_to_index(path: str | Path, entry: IndexEntry) -> LibraryIndex:
     "Add `entry` to the index file at `path` (replacing the same name, version and base model), atomically."
     path = Path(path)
-    idx = parse_index(path.read_text(encoding="utf-8"), str(path)) if path.exists() else LibraryIndex()
+    idx = parse_index(_read_small(str(path)), str(path)) if path.exists() else LibraryIndex()
     same = lambda e: (e.name, e.version, e.base_model) == (entry.name, entry.version, entry.base_model)
     at = next((i for i, e in enumerate(idx.adapters) if same(e)), len(idx.adapters))
     idx.adapters[at:at + 1] = [entry]
@@ -316,17 +361,20 @@ class Source:
 # %% ../nbs/26_share.ipynb #b3c061bf
 _URL = re.compile(r"^https?://", re.I)
 
-def _read_small(location: str, limit: int = 1 << 20) -> str:
-    "The text of a small local file or http(s) URL (an index)."
+def _read_small(location: str, limit: int = MAX_TEXT_BYTES) -> str:
+    "The text of a small local file or http(s) URL (an index), read with bounded memory."
     if not _URL.match(location):
         p = Path(location).expanduser()
-        if not p.is_file(): raise LocoError(f"library index {p} does not exist", "fix --index / LOCOLLM_INDEX")
-        return p.read_text(encoding="utf-8")
-    try:
-        with urllib.request.urlopen(urllib.request.Request(location, headers=_HEADERS), timeout=30) as r:
-            data, expected = r.read(limit + 1), r.headers.get("Content-Length")
-    except urllib.error.HTTPError as e: raise _http_error(e, location)
-    except (urllib.error.URLError, OSError, ValueError) as e: raise _net_error(e, location)
+        if not p.is_file():
+            raise LocoError(f"library index {p} {'is not a file' if p.exists() else 'does not exist'}",
+                            "fix --index / LOCOLLM_INDEX")
+        with open(p, "rb") as f: data, expected = f.read(limit + 1), None
+    else:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(location, headers=_HEADERS), timeout=30) as r:
+                data, expected = r.read(limit + 1), r.headers.get("Content-Length")
+        except urllib.error.HTTPError as e: raise _http_error(e, location)
+        except (urllib.error.URLError, OSError, ValueError) as e: raise _net_error(e, location)
     if len(data) > limit:
         raise LocoError(
             f"library index {location} is larger than {limit:,} bytes", "check the URL: an index is a small YAML file"
@@ -452,6 +500,7 @@ def download(url: str, part: str | Path, size: int | None = None,
 _TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
 
 def _kind(m: tarfile.TarInfo) -> str:
+    if m.sparse is not None: return "sparse file"
     return {
         tarfile.CHRTYPE: "character device",
         tarfile.BLKTYPE: "block device",
@@ -460,36 +509,33 @@ def _kind(m: tarfile.TarInfo) -> str:
         tarfile.CONTTYPE: "contiguous file",
     }.get(m.type, f"entry of type {m.type!r}")
 
-# %% ../nbs/26_share.ipynb #d8bb7c3a
-def unpack(archive: str | Path, dest: str | Path) -> list[str]:
-    """Check every entry of the tar `archive`, then extract its regular files into the empty folder `dest`; returns
-    their names."""
-    archive, dest = Path(archive), Path(dest)
-    _check_caps(0, archive.stat().st_size, archive.name)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            keep, seen, total = [], set(), 0
-            for m in tar:
-                rel = safe_relpath(m.name)
-                if m.issym() or m.islnk():
-                    raise LocoError(f"archive entry '{rel}' is a {'symbolic' if m.issym() else 'hard'} link (to '{m.linkname}')", _BAD)
-                if m.isdir(): continue
-                if m.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-                    raise LocoError(f"archive entry '{rel}' is a {_kind(m)}, not a regular file", _BAD)
-                if rel in seen: raise LocoError(f"archive entry '{rel}' appears twice", _BAD)
-                check_file_name(rel)
-                seen.add(rel); total += m.size
-                _check_caps(len(seen), total, archive.name)
-                m.name = rel
-                keep.append(m)
-            tar.extractall(dest, members=keep, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-    except _TAR_ERRORS as e:
-        detail = (str(e).splitlines() or [""])[0].rstrip(": ") or type(e).__name__
-        raise LocoError(
-            f"{archive.name} is not a readable adapter archive ({detail})",
-            "re-download it, or re-pack it with `loco adapters pack`",
-        )
-    return sorted(seen)
+# %% ../nbs/26_share.ipynb #10c3257b
+MAX_HEADER_BYTES = 256 << 10   # PAX headers and GNU long names of one archive together; ours have none
+_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+             tarfile.GNUTYPE_LONGLINK)
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    "A `TarInfo` that refuses, from its 512-byte header, extended headers over the budget and GNU sparse files."
+    def _proc_member(self, tar):
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise LocoError(f"archive entry '{self.name}' is a sparse file, not a regular file", _BAD)
+        if self.type not in _EXTENDED:
+            tar.extended_in_a_row = 0
+            return super()._proc_member(tar)
+        tar.extended_in_a_row += 1
+        tar.extended_bytes += self.size
+        if tar.extended_bytes > MAX_HEADER_BYTES or tar.extended_in_a_row > 4:
+            raise LocoError(
+                f"the archive's extended tar headers (PAX, GNU long names) come to {tar.extended_bytes:,} bytes, "
+                f"{tar.extended_in_a_row} in a row; an adapter needs at most {MAX_HEADER_BYTES:,}, 4 in a row "
+                "(a memory bomb?)",
+                _BAD,
+            )
+        return super()._proc_member(tar)
+
+class _BoundedTarFile(tarfile.TarFile):
+    "A `TarFile` whose headers are read with bounded memory."
+    tarinfo, extended_bytes, extended_in_a_row = _BoundedTarInfo, 0, 0
 
 # %% ../nbs/26_share.ipynb #aa9bbed5
 def read_manifest(path: str | Path, where: str | None = None) -> Manifest:
@@ -500,7 +546,7 @@ def read_manifest(path: str | Path, where: str | None = None) -> Manifest:
             f"{where or path.parent} has no {MANIFEST}: it is not a LocoLLM adapter",
             "install an archive or folder made by `loco adapters pack`",
         )
-    if path.stat().st_size > 1 << 20: raise LocoError(f"{MANIFEST} is larger than 1 MiB", _BAD)
+    if path.stat().st_size > MAX_TEXT_BYTES: raise LocoError(f"{MANIFEST} is larger than 1 MiB", _BAD)
     try: return Manifest.model_validate_json(path.read_bytes())
     except ValidationError as e:
         err = e.errors()[0]
@@ -508,6 +554,73 @@ def read_manifest(path: str | Path, where: str | None = None) -> Manifest:
             f"{MANIFEST} is not a valid adapter manifest: {'.'.join(map(str, err['loc']))}: {err['msg']}",
             "re-pack the adapter with `loco adapters pack` (a newer loco may be needed)",
         )
+
+# %% ../nbs/26_share.ipynb #d8bb7c3a
+def _checked_entry(m: tarfile.TarInfo, n: int, dest: Path, where: str) -> str:
+    "The clean name of `m`, entry number `n` of the archive `where`, checked from its header alone."
+    rel = safe_relpath(m.name)
+    if m.issym() or m.islnk():
+        link = "symbolic" if m.issym() else "hard"
+        raise LocoError(f"archive entry '{rel}' is a {link} link (to '{m.linkname}')", _BAD)
+    if not (m.isdir() or m.type in (tarfile.REGTYPE, tarfile.AREGTYPE)) or m.sparse is not None:
+        raise LocoError(f"archive entry '{rel}' is a {_kind(m)}, not a regular file", _BAD)
+    _check_caps(n, 0, where)
+    if not m.isdir(): check_file_name(rel); check_file_size(rel, m.size)
+    if hasattr(tarfile, "data_filter"): tarfile.data_filter(m, str(dest))   # Python's own check: a second line
+    return rel
+
+def _extract(tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, dest: Path, written: int, where: str) -> int:
+    """Copy entry `m` to the new file `dest/rel` in 1 MiB chunks, its first bytes checked before any is written, the
+    archive's total (`written` before it) counted against the cap; returns the bytes copied."""
+    (dest/rel).parent.mkdir(parents=True, exist_ok=True)
+    got = 0
+    with tar.extractfile(m) as src, open(dest/rel, "xb") as out:
+        chunk = src.read(1 << 20)
+        check_file_head(chunk[:9], m.size, rel)
+        while chunk:
+            got += len(chunk)
+            _check_caps(0, written + got, where)
+            out.write(chunk)
+            chunk = src.read(1 << 20)
+    return got
+
+# %% ../nbs/26_share.ipynb #4121c7be
+def unpack(archive: str | Path, dest: str | Path) -> list[str]:
+    """Extract adapter archive `archive` into the empty folder `dest`, deciding about every entry from its header: first
+    `manifest.json`, then only the files it lists, each of the size it lists. Returns their names."""
+    archive, dest = Path(archive), Path(dest)
+    where, man, names, written = archive.name, None, [], 0
+    _check_caps(0, archive.stat().st_size, where)
+    try:
+        with _BoundedTarFile.open(archive, "r:*") as tar:
+            for n, m in enumerate(tar, 1):
+                rel = _checked_entry(m, n, dest, where)
+                if m.isdir(): continue
+                if rel in names: raise LocoError(f"archive entry '{rel}' appears twice", _BAD)
+                if man is None and rel != MANIFEST:
+                    raise LocoError(f"{where} does not start with {MANIFEST}, as adapter archives do",
+                                    "re-pack it with `loco adapters pack`, or install the unpacked folder")
+                if man is not None and rel not in man.files:
+                    raise LocoError(f"'{rel}' is in the archive but not in its manifest", _BAD)
+                if man is not None and m.size != (listed := man.files[rel].size):
+                    raise LocoError(f"'{rel}' is {m.size:,} bytes in the archive but the manifest says {listed:,}",
+                                    "the archive is corrupt or was tampered with: re-download it from its source")
+                written += _extract(tar, m, rel, dest, written, where)
+                names.append(rel)
+                if man is None:
+                    man = read_manifest(dest/MANIFEST, "the archive")
+                    check_manifest_caps(man, where)
+    except _TAR_ERRORS as e:
+        detail = (str(e).splitlines() or [""])[0].rstrip(": ") or type(e).__name__
+        raise LocoError(
+            f"{archive.name} is not a readable adapter archive ({detail})",
+            "re-download it, or re-pack it with `loco adapters pack`",
+        )
+    if man is None: read_manifest(dest/MANIFEST, where)   # no files at all: says the manifest is missing
+    if missing := sorted(set(man.files) - set(names)):
+        raise LocoError(f"'{missing[0]}' is listed in the manifest but missing from the archive",
+                        "the archive is incomplete: re-download it")
+    return sorted(names)
 
 # %% ../nbs/26_share.ipynb #8b6271c3
 def _regular(folder: Path, rel: str) -> Path:
@@ -532,7 +645,7 @@ def copy_folder(src: str | Path, dest: str | Path) -> list[str]:
     src, dest = Path(src), Path(dest)
     if not (src/MANIFEST).exists(): read_manifest(src/MANIFEST)
     man = read_manifest(_regular(src, MANIFEST))
-    _check_caps(len(man.files), sum(e.size for e in man.files.values()), str(src))
+    check_manifest_caps(man, str(src))
     names = [MANIFEST]
     for rel, e in man.files.items():
         rel = safe_relpath(rel); check_file_name(rel)
@@ -551,6 +664,7 @@ def copy_folder(src: str | Path, dest: str | Path) -> list[str]:
 # %% ../nbs/26_share.ipynb #8be4cbba
 def read_card(path: str | Path) -> AdapterCard:
     "The adapter card in `path` (an archive's `adapter.yaml`)."
+    if Path(path).stat().st_size > MAX_TEXT_BYTES: raise LocoError(f"{CARD} is larger than 1 MiB", _BAD)
     try: return AdapterCard.model_validate(YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")))
     except (YAMLError, UnicodeDecodeError) as e: raise LocoError(f"{CARD} is not valid YAML ({type(e).__name__})", _BAD)
     except ValidationError as e:
@@ -573,7 +687,7 @@ def verify_staged(stage: str | Path, reg: Registry) -> tuple[Manifest, AdapterCa
         )
     if extra := sorted(on_disk - set(man.files)):
         raise LocoError(f"'{extra[0]}' is in the archive but not in its manifest", _BAD)
-    _check_caps(len(man.files), sum(e.size for e in man.files.values()), "the manifest")
+    check_manifest_caps(man, "the manifest")
     for rel, e in sorted(man.files.items()):
         check_file_name(rel)
         p = stage/rel
@@ -648,13 +762,69 @@ def load_check(reg: Registry, stage: str | Path, card: AdapterCard) -> None:
 # %% ../nbs/26_share.ipynb #bdb1b0b9
 _WORK = ".loco-work-"
 
+class Rename(StrictModel):
+    "One rename of a transaction, with the identity (device, inode) of what it moves."
+    src: str
+    dst: str
+    ident: tuple[int, int]
+
+class Journal(StrictModel):
+    "What an install or uninstall is about to rename, written into its work folder before it renames anything."
+    kind: Literal["install", "uninstall"]
+    name: Slug
+    work: tuple[int, int]                    # the work folder's identity: a copied or planted folder does not have it
+    expect: dict[str, Sha256] | None = None  # install: the new card's hashes, the sign that the registry was written
+    renames: list[Rename]
+
+def _ident(p: Path) -> tuple[int, int]:
+    st = os.lstat(p)
+    return st.st_dev, st.st_ino
+
 def _workdir(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{_WORK}{os.getpid()}-", dir=root))
 
-def _journal(work: Path, name: str, expect: dict | None, renames: list[tuple[str, str]]) -> None:
-    atomic_write_text(work/"journal.json", json.dumps(dict(name=name, expect=expect, renames=renames)))
+def _journal(root: Path, work: Path, kind: str, name: str, expect: dict | None, plan: list[tuple[str, str]]) -> None:
+    renames = [Rename(src=src, dst=dst, ident=_ident(root/src)) for src, dst in plan]
+    journal = Journal(kind=kind, name=name, work=_ident(work), expect=expect, renames=renames)
+    atomic_write_text(work/"journal.json", journal.model_dump_json())
+
+# %% ../nbs/26_share.ipynb #3b1091bd
+def _linked(root: Path, rel: str) -> bool:
+    "Whether the path `rel` below `root` is, or goes through, a symbolic link."
+    p = root
+    for part in rel.split("/"):
+        p = p/part
+        if p.is_symlink(): return True
+    return False
+
+def _own_layout(j: Journal, work: str) -> bool:
+    "Whether the renames of `j` are exactly those its kind of transaction makes, with its work folder `work`."
+    folder, pairs = f"adapters/{j.name}", [(r.src, r.dst) for r in j.renames]
+    if j.kind == "install":
+        return pairs in ([(f"{work}/adapter", folder)], [(folder, f"{work}/old"), (f"{work}/adapter", folder)])
+    return all((s == folder or s.startswith(folder + "/")) and s == posixpath.normpath(s) and d == f"{work}/trash/{s}"
+               for s, d in pairs)
+
+def read_journal(root: Path, work: Path) -> Journal:
+    "The journal of the work folder `work`, checked to be one that a transaction of this project wrote there."
+    def untrusted(why: str) -> LocoError:
+        return LocoError(f"{work} holds a recovery journal that no install or uninstall here wrote ({why}), so nothing "
+                         "was moved", f"inspect {work}: keep what you need from it, then delete it")
+    st = os.lstat(work/"journal.json")
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_TEXT_BYTES: raise untrusted("it is not a small regular file")
+    try: j = Journal.model_validate_json((work/"journal.json").read_bytes())
+    except ValidationError as e: raise untrusted(f"it is not a valid journal: {e.errors()[0]['msg']}")
+    if tuple(j.work) != _ident(work): raise untrusted("it was written in another folder")
+    if not _own_layout(j, work.name): raise untrusted("it names paths that are not its own transaction's")
+    if any(_linked(root, p) for r in j.renames for p in (r.src, r.dst)): raise untrusted("a path in it is a link")
+    return j
 
 # %% ../nbs/26_share.ipynb #aef10136
+def _same(p: Path, ident: tuple[int, int]) -> bool:
+    "Whether `p` is the very file or folder whose identity is `ident`."
+    try: return _ident(p) == tuple(ident)
+    except FileNotFoundError: return False
+
 def recover(registry: str | Path | None = None) -> list[str]:
     "Finish or undo the installs and uninstalls whose process died mid-way; returns the work folders cleaned."
     path = Path(registry) if registry else find_registry()
@@ -662,31 +832,29 @@ def recover(registry: str | Path | None = None) -> list[str]:
     for work in sorted(root.glob(f"{_WORK}*")):
         m = re.match(rf"{re.escape(_WORK)}(\d+)-", work.name)
         if not m or psutil.pid_exists(int(m[1])): continue   # its process is still at work
-        if (j := work/"journal.json").is_file():
-            plan = json.loads(j.read_text())
-            card = next((a for a in Registry.load(path).data.adapters if a.name == plan["name"]), None)
-            done = (
-                card is None
-                if plan["expect"] is None
-                else (
-                    card is not None and card.sha256 == plan["expect"] and all((root / d).exists() for _, d in plan["renames"][-1:])
-                )
-            )
-            if not done:
-                for src, dst in reversed(plan["renames"]):
-                    if (root / dst).exists() and not (root / src).exists():
-                        (root / src).parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(root / dst, root / src)
+        if work.is_symlink() or not work.is_dir():
+            raise LocoError(f"{work} is not a work folder of this project (it is a link or a file)",
+                            f"inspect {work}, then delete it")
+        if os.path.lexists(work/"journal.json"):
+            j = read_journal(root, work)
+            card = next((a for a in Registry.load(path).data.adapters if a.name == j.name), None)
+            last = j.renames[-1] if j.renames else None
+            done = card is None if j.kind == "uninstall" else (
+                card is not None and card.sha256 == j.expect and _same(root/last.dst, last.ident))
+            for r in [] if done else reversed(j.renames):   # undo: move back only what this transaction moved
+                if _same(root/r.dst, r.ident) and not os.path.lexists(root/r.src):
+                    (root/r.src).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(root/r.dst, root/r.src)
         shutil.rmtree(work, ignore_errors=True)
         cleaned.append(work.name)
     return cleaned
 
 # %% ../nbs/26_share.ipynb #3035817f
 def _registered(card: AdapterCard) -> AdapterCard:
-    "The card as this project registers it: paths under `adapters/<name>/`, inactive."
+    "The card as this project registers it: paths under `adapters/<name>/`; a candidate, inactive, with no scores."
     pre = f"adapters/{card.name}/"
     d = card.model_dump(mode="json", exclude_defaults=True)
-    d.pop("active", None)
+    for key in ("active", "status", "scores"): d.pop(key, None)   # claims from elsewhere: this project's eval decides
     d["files"] = {k: pre + safe_relpath(v) for k, v in card.files.paths().items()}
     d["sha256"] = {pre + safe_relpath(k): v for k, v in card.sha256.items()}
     for k in ("training_config", "training_log"):
@@ -696,17 +864,16 @@ def _registered(card: AdapterCard) -> AdapterCard:
 # %% ../nbs/26_share.ipynb #33786782
 def _commit(path: Path, card: AdapterCard, stage: Path, work: Path, force: bool) -> dict:
     "Move `stage` to `adapters/<name>/` and register `card`, under the registry lock; all or nothing."
-    new, dest_rel, done, made = _registered(card), f"adapters/{card.name}", [], None
-    root = path.parent
+    new, root, done, made = _registered(card), path.parent, [], None
     try:
         with Registry.edit(path) as reg:
             old = next((a for a in reg.data.adapters if a.name == card.name), None)
             _check_free(reg, card.name, force, old)
+            dest_rel = _adapter_folder(root, card.name)
             dest = root/dest_rel
-            plan = ([(dest_rel, (work / "old").relative_to(root).as_posix())] if dest.exists() or dest.is_symlink() else []) + [
-                (stage.relative_to(root).as_posix(), dest_rel)
-            ]
-            _journal(work, card.name, new.sha256, plan)
+            plan = [(dest_rel, f"{work.name}/old")] if dest.exists() else []
+            plan.append((stage.relative_to(root).as_posix(), dest_rel))
+            _journal(root, work, "install", card.name, new.sha256, plan)
             if not dest.parent.is_dir(): dest.parent.mkdir(parents=True); made = dest.parent
             for src, dst in plan: os.replace(root/src, root/dst); done.append((src, dst))
             reg.data.adapters = [new if a.name == card.name else a for a in reg.data.adapters] + ([] if old else [new])
@@ -717,9 +884,19 @@ def _commit(path: Path, card: AdapterCard, stage: Path, work: Path, force: bool)
     return dict(replaced=old.version if old else None, was_active=bool(old and old.active), card=new)
 
 # %% ../nbs/26_share.ipynb #6f552e71
+def _adapter_folder(root: Path, name: str) -> str:
+    "`adapters/<name>`, checked to be missing or a real folder of the project (neither it nor `adapters/` a link)."
+    rel = f"adapters/{name}"
+    for p in (root/"adapters", root/rel):
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            raise LocoError(f"{p} is {'a symbolic link' if p.is_symlink() else 'not a folder'}",
+                            "adapters live in real folders of the project: move it away, then run the command again")
+    return rel
+
 def _check_free(reg: Registry, name: str, force: bool, old: AdapterCard | None = None) -> None:
     "Refuse to overwrite an installed adapter (or an unregistered `adapters/<name>/`) without `force`."
     old = old or next((a for a in reg.data.adapters if a.name == name), None)
+    _adapter_folder(reg.root, name)
     if force: return
     if old:
         raise LocoError(
@@ -761,12 +938,16 @@ def fetch_hf(spec: str, dest: Path) -> tuple[str, Path]:
     repo, rev, file = _parse_hf(spec)
     if file: return "archive", _hf_get(repo, file, rev)
     man = read_manifest(_hf_get(repo, MANIFEST, rev), f"hf:{repo}")
-    _check_caps(len(man.files), sum(e.size for e in man.files.values()), f"hf:{repo}")
-    for rel in [MANIFEST, *man.files]:
-        rel = safe_relpath(rel)
+    check_manifest_caps(man, f"hf:{repo}")
+    for name in [MANIFEST, *man.files]:
+        rel = safe_relpath(name)
         if rel != MANIFEST: check_file_name(rel)
+        got = _hf_get(repo, rel, rev)
+        if rel != MANIFEST and got.stat().st_size != man.files[name].size:
+            raise LocoError(f"'{rel}' of hf:{repo} is {got.stat().st_size:,} bytes but its manifest says "
+                            f"{man.files[name].size:,}", "the repo is incomplete or changed: tell its owner")
         (dest/rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_hf_get(repo, rel, rev), dest/rel)
+        shutil.copyfile(got, dest/rel)
     return "folder", dest
 
 # %% ../nbs/26_share.ipynb #5f18ff14
@@ -845,15 +1026,54 @@ def install(source: str, registry: str | Path | None = None, index: str | None =
         files=len(man.files),
         replaced=res["replaced"],
         was_active=res["was_active"],
+        claimed=dict(status=card.status, scores=[s.model_dump(mode="json") for s in card.scores]),  # by its author
     )
+
+# %% ../nbs/26_share.ipynb #c98db960
+def _under(p: str, q: str) -> bool: return p == q or p.startswith(q + "/")
+
+def _paths_of(card: AdapterCard) -> list[str]:
+    "Every path `card` names, normalised."
+    named = [*card.files.paths().values(), card.training_config, card.training_log, *card.sha256]
+    return list(dict.fromkeys(posixpath.normpath(p) for p in named if p))
+
+def _listed(root: Path, card: AdapterCard, folder: str) -> list[str]:
+    "The paths `card` names, and the files its installed manifest (`folder/manifest.json`) lists."
+    listed = _paths_of(card)
+    man = root/folder/MANIFEST
+    if not man.is_symlink() and man.is_file():
+        try: listed += [posixpath.normpath(f"{folder}/{rel}") for rel in (MANIFEST, *read_manifest(man).files)]
+        except LocoError: pass   # a broken manifest lists nothing: the card's own paths still count
+    return list(dict.fromkeys(listed))
+
+def _holds_only(root: Path, folder: str, paths: list[str]) -> bool:
+    "Whether every file and link in `folder` is one of `paths` or inside one of them."
+    for d, dirs, files in os.walk(root/folder):
+        for n in files + [x for x in dirs if (Path(d)/x).is_symlink()]:
+            rel = (Path(d)/n).relative_to(root).as_posix()
+            if not any(_under(rel, p) for p in paths): return False
+    return True
+
+def _uninstall_plan(root: Path, card: AdapterCard, others: list[AdapterCard]) -> tuple[list[str], list[str]]:
+    "What uninstalling `card` removes (its own files, or its whole folder), and the paths its card names that it keeps."
+    folder = _adapter_folder(root, card.name)
+    used = [p for a in others for p in _paths_of(a)]
+    remove, keep = [], []
+    for rel in _listed(root, card, folder):
+        if not os.path.lexists(root/rel): continue
+        own = _under(rel, folder) and not _linked(root, rel) and not any(_under(rel, u) or _under(u, rel) for u in used)
+        if not own: keep.append(rel)
+        elif not any(_under(rel, r) for r in remove): remove = [r for r in remove if not _under(r, rel)] + [rel]
+    if remove and _holds_only(root, folder, remove): remove = [folder]
+    return sorted(remove), sorted(keep)
 
 # %% ../nbs/26_share.ipynb #d5dd949d
 def uninstall(name: str, registry: str | Path | None = None, force: bool = False) -> dict:
-    "Remove adapter `name`'s files and registry entry, all or nothing."
+    "Remove adapter `name`'s own files and its registry entry, all or nothing."
     path = (Path(registry) if registry else find_registry()).absolute()
     recover(path)
     root = path.parent
-    work, done, removed = _workdir(root), [], []
+    work, done = _workdir(root), []
     try:
         with Registry.edit(path) as reg:
             card = reg.adapter(name)
@@ -862,22 +1082,17 @@ def uninstall(name: str, registry: str | Path | None = None, force: bool = False
                     f"adapter '{name}' is the active {card.domain} adapter",
                     f"promote another one first, or pass --force (the base model then answers {card.domain} questions)",
                 )
-            used = {str(Path(p)) for a in reg.data.adapters if a.name != name for p in a.files.paths().values()}
-            targets = [f"adapters/{name}"] if (root/"adapters"/name).exists() else []
-            for rel in card.files.paths().values():
-                p = (root/rel).resolve()
-                inside = p.is_relative_to(root.resolve()) and not any(p.is_relative_to((root / t).resolve()) for t in targets)
-                if inside and p.exists() and str(Path(rel)) not in used:
-                    targets.append(p.relative_to(root.resolve()).as_posix())
-            trash = (work/"trash").relative_to(root).as_posix()
-            plan = [(t, f"{trash}/{t}") for t in targets]
-            _journal(work, name, None, plan)
+            remove, keep = _uninstall_plan(root, card, [a for a in reg.data.adapters if a.name != name])
+            plan = [(rel, f"{work.name}/trash/{rel}") for rel in remove]
+            _journal(root, work, "uninstall", name, None, plan)
             for src, dst in plan:
                 (root/dst).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(root/src, root/dst); done.append((src, dst)); removed.append(src)
+                os.replace(root/src, root/dst); done.append((src, dst))
             reg.data.adapters = [a for a in reg.data.adapters if a.name != name]
     except BaseException:
         for src, dst in reversed(done): os.replace(root/dst, root/src)
         raise
     finally: shutil.rmtree(work, ignore_errors=True)
-    return dict(name=name, version=card.version, domain=card.domain, was_active=card.active, removed=removed)
+    folder = f"adapters/{name}"
+    kept = keep + ([folder] if os.path.lexists(root/folder) and folder not in keep else [])
+    return dict(name=name, version=card.version, domain=card.domain, was_active=card.active, removed=remove, kept=kept)

@@ -2,9 +2,23 @@
 import os, subprocess, sys
 from pathlib import Path
 import pytest
+from locollm.core import LocoError, data_dir
+from locollm.sources import full_data
 
 REPO = Path(__file__).resolve().parent.parent
 LOCO = str(Path(sys.executable).with_name("loco"))
+FIXTURE_DATA = REPO/"tests"/"fixtures"/"data"
+
+def _test_data() -> Path:
+    "The data folder the lookup finds; on a fresh clone with none, the committed fixtures (a few dozen rows a source)."
+    try: return data_dir(REPO).resolve()
+    except LocoError: return FIXTURE_DATA
+
+# Every test and every `loco` it runs reads this folder (a test's scratch project has no ../shared beside it).
+os.environ["LOCOLLM_DATA"] = str(_test_data())
+# For tests of real quality (router accuracy, trained adapters, counts of the full sets): they skip on the fixtures.
+needs_full_data = pytest.mark.skipif(not full_data(), reason=f"needs the full data, not {os.environ['LOCOLLM_DATA']} "
+                                     "(`loco data fetch`, or the ../shared/data this repository is developed with)")
 
 def run_loco(*args, registry=None, env=None, timeout=600):
     "Run the real `loco` console script; returns CompletedProcess with text stdout/stderr."

@@ -14,6 +14,7 @@ from locollm.sandbox import run_sandboxed, sandbox_isolation
 from locollm.evals.stats import acceptance_verdict, mcnemar_exact, paired_test, wilson_ci
 from locollm.registry import scratch_project
 from locollm.core import data_dir, sha256_file
+from conftest import needs_full_data
 
 REPO = Path(__file__).resolve().parents[1]
 LOCO = [str(Path(sys.executable).with_name("loco"))]
@@ -40,9 +41,9 @@ def test_gsm8k_scorer(output, ref, flexible, strict):
 
 def test_gsm8k_subset_is_fixed_and_nested():
     g = GSM8K()
-    a, b = [i.id for i in g.load(limit=50)], [i.id for i in g.load(limit=250)]
-    assert len(a) == 50 and len(b) == 250 and set(a) <= set(b)
-    assert a == [i.id for i in GSM8K().load(limit=50)] and a != [i.id for i in g.load(limit=50, seed=1)]
+    a, b = [i.id for i in g.load(limit=10)], [i.id for i in g.load(limit=30)]
+    assert len(a) == 10 and len(b) == 30 and set(a) <= set(b)
+    assert a == [i.id for i in GSM8K().load(limit=10)] and a != [i.id for i in g.load(limit=10, seed=1)]
 
 def test_rouge_code_and_judge_parsing():
     assert rouge_scores("The cat sat on the mat.", "the cat sat on the mat")["rougeL"] == pytest.approx(1.0)
@@ -62,19 +63,25 @@ def test_summarisation_split_holds_out_whole_texts():
     assert 0.1 < len(test) / len(rows) < 0.3
     assert summarisation_split(list(reversed(rows)))[1] == list(reversed(test))    # order-independent
     items = Summarisation().items()
-    assert len(items) >= 50 and len({i.id for i in items}) == len(items)
+    assert items and len({i.id for i in items}) == len(items)
+
+@needs_full_data
+def test_full_benchmarks_have_at_least_50_items():
+    "Enough items for the acceptance gate (n ≥ 50) in every benchmark that is made from the data."
+    assert len(Summarisation().items()) >= 50 and len(Writing().items()) >= 50
 
 def test_writing_split_holds_out_requests():
     rows = [r for f in WRITING_FILES for r in read_jsonl(data_dir()/"writing"/f)]
     train, test = writing_split(rows)
     assert {writing_key(r) for r in train}.isdisjoint({writing_key(r) for r in test})
-    assert len(Writing().items()) >= 50
+    assert Writing().items()
 
 
 # ---------------------------------------------------------------- the sandbox contains misbehaving code
 def _nobody_processes() -> int:
-    out = subprocess.run(["ps", "-u", "65534", "-o", "pid="], capture_output=True, text=True).stdout
-    return len(out.split())
+    "Live processes of uid 65534 (zombies, which pid 1 reaps, hold nothing)."
+    out = subprocess.run(["ps", "-u", "65534", "-o", "stat="], capture_output=True, text=True).stdout
+    return sum(not s.startswith("Z") for s in out.split())
 
 def test_sandbox_infinite_loop():
     t = time.perf_counter()
@@ -87,7 +94,7 @@ def test_sandbox_fork_bomb():
                  "import subprocess, sys\nwhile True:\n    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])",
                  "import multiprocessing as mp\nps = [mp.Process(target=lambda: None) for _ in range(1000)]\n[p.start() for p in ps]"):
         r = run_sandboxed(prog, timeout=5)
-        assert not r.passed and r.status in ("blocked", "failed", "killed", "timeout"), (prog, r)
+        assert r.status in ("failed", "timeout"), (prog, r)
     assert _nobody_processes() <= before            # nothing left running
 
 def test_sandbox_huge_memory():
@@ -96,7 +103,7 @@ def test_sandbox_huge_memory():
         r = run_sandboxed(prog, timeout=20, memory_mb=512)
         assert not r.passed and time.perf_counter() - t < 20, r
 
-def test_sandbox_file_writes_outside_are_blocked(tmp_path):
+def test_sandbox_file_writes_outside_never_reach_the_host(tmp_path):
     victim, keep = tmp_path/"victim.txt", tmp_path/"keep.txt"
     keep.write_text("precious")
     escape = Path("/tmp")/f"loco-escape-{os.getpid()}.txt"
@@ -104,8 +111,7 @@ def test_sandbox_file_writes_outside_are_blocked(tmp_path):
                  f"import os\nos.remove({str(keep)!r})", f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
                  f"import os\nos.chdir('/tmp')\nopen({escape.name!r}, 'w').write('x')",
                  f"import os\nos.symlink({str(victim)!r}, 'link')\nopen('link', 'w').write('x')"):
-        r = run_sandboxed(prog, timeout=5)
-        assert r.status == "blocked", (prog, r)
+        run_sandboxed(prog, timeout=5)   # inside, /tmp is the sandbox's own tmpfs: some of these "succeed" in there
     assert not victim.exists() and not escape.exists() and keep.read_text() == "precious"
 
 def test_sandbox_network_is_blocked():
@@ -123,12 +129,12 @@ def _accept(srv):
     try: return srv.accept()
     except OSError: return None
 
-def test_sandbox_uses_os_isolation_where_available():
+def test_sandbox_uses_bubblewrap_where_available():
     iso = sandbox_isolation()
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0:
-        assert iso.netns, iso
-    if os.geteuid() == 0:
-        assert iso.drop_to_nobody, iso
+    bwrap = shutil.which("bwrap")
+    if bwrap and subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"]).returncode == 0:
+        assert iso.sandboxed, iso
+    assert iso.as_nobody == (os.geteuid() == 0), iso
 
 def test_harness_survives_and_scores_failures():
     he = HumanEval()
@@ -172,7 +178,7 @@ def project(tmp_path_factory):
     return d
 
 def loco(project, *args, timeout=1500):
-    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache.sqlite"), "LOCOLLM_DATA": str(data_dir(REPO))}
+    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache.sqlite")}   # LOCOLLM_DATA: the data conftest found
     return subprocess.run([*LOCO, "--registry", str(project/"registry.yaml"), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=project)
 
 # five items: with three, the first run (~55 s) is so short that the rerun's fixed start-up (~1 s: imports, hashing the base model) decides the ratio
@@ -217,7 +223,6 @@ def test_eval_base_alone(project):
 
 @pytest.mark.slow
 def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):
-    monkeypatch.setenv("LOCOLLM_DATA", str(data_dir(REPO)))
     from locollm.evals.evaluate import evaluate_adapter
     from locollm.registry import Registry, promote
     from locollm.core import LocoError

@@ -6,8 +6,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PKG = REPO/"locollm"
 # Lowest first: a module may import from its own layer and the layers before it, never from a later one.
-LAYERS = ["core", "registry", "answers", "sandbox", "leaderboard", "gguf", "backends", "doctor", "share", "routing", "swarm",
-          "training", "evals", "serve", "research", "cli"]
+LAYERS = ["core", "sources", "registry", "answers", "sandbox", "leaderboard", "gguf", "backends", "doctor", "share",
+          "routing", "swarm", "training", "evals", "serve", "research", "cli"]
 
 def modules() -> list[str]:
     out = []

@@ -121,13 +121,8 @@ def entry(name, kind=tarfile.REGTYPE, linkname="", data=b""):
 
 def declared_bomb(path: Path, files: dict) -> Path:
     "A small archive whose last header declares a 5 GiB file: refused from the header, before any of it is decompressed."
-    import gzip
-    buf = io.BytesIO()
-    tar = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
-    for n, b in files.items(): ti = tarfile.TarInfo(n); ti.size = len(b); tar.addfile(ti, io.BytesIO(b))
     huge = tarfile.TarInfo("training/log.txt"); huge.size = 5 << 30
-    path.write_bytes(gzip.compress(buf.getvalue() + huge.tobuf(tarfile.PAX_FORMAT) + bytes(1 << 20)))
-    return path
+    return build(path, files, raw=[(huge, None)])
 
 def folder_with_link(c) -> Path:
     "An unpacked adapter folder whose listed peft/config.json is a symbolic link to a file outside it."
@@ -167,14 +162,16 @@ def test_round_trip_pack_uninstall_install_ask(project, cache, work):
     r = loco("adapters", "install", packed["archive"], "--json", registry=project, cache=cache)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
-    assert (got["name"], got["status"], got["active"], got["kind"]) == ("math-a", "accepted", False, "archive")
+    assert (got["name"], got["status"], got["active"], got["kind"]) == ("math-a", "candidate", False, "archive")
+    assert got["claimed"]["status"] == "accepted"                              # what its card said, kept as a claim
     assert run_loco("registry", "validate", project).returncode == 0           # every file and hash checks out
     after = _ask(project, "math-a")
     assert (after["adapter"], after["answer"]) == ("math-a", before["answer"])  # the same weights give the same answer
-    # installed inactive; routing uses it once promoted (its accepted status came with it)
+    # installed inactive and a candidate (its archive's "accepted" is only a claim); routing uses it once promoted
     q = "How many apples are left if I have 12 and eat 5?"
     assert _route(project, q) is None
-    assert run_loco("promote", "math-a", registry=project).returncode == 0
+    one_line_error(run_loco("promote", "math-a", registry=project), "has not passed the acceptance gate")
+    assert run_loco("promote", "math-a", "--force", "--reason", "round-trip test", registry=project).returncode == 0
     assert _ask(project, q=q)["adapter"] == "math-a"
     assert leftovers(project, cache) == []
 
@@ -202,7 +199,7 @@ def test_install_by_url_and_from_folder(project, server, cache, loras):
     assert r.returncode == 0, r.stderr
     assert "installed math-new 1.0.0" in r.stdout
     card = Registry.load(project, check_files=True).adapter("math-new")
-    assert (card.status, card.active, card.base_model) == ("accepted", False, BASE)
+    assert (card.status, card.active, card.base_model) == ("candidate", False, BASE)
     # an unpacked folder with the same layout (e.g. a cloned repo) — with an extra file the manifest does not list, which is ignored
     folder = server.root/"folder"; folder.mkdir()
     with tarfile.open(arc) as tar: tar.extractall(folder, filter="data")

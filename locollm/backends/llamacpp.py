@@ -12,7 +12,7 @@ from typing import Callable
 from ..core import LocoError
 from ..registry import Registry
 from ..gguf.model import base_model_path, read_gguf
-from .base import AdapterSet, Backend, Generation, RegistryBackend, adapter_set
+from .base import AdapterSet, Backend, ContextOverflowError, Generation, RegistryBackend, adapter_set
 
 # %% ../../nbs/21_backends.llamacpp.ipynb #efb66eb5
 def _quiet():
@@ -46,6 +46,24 @@ class LlamaCppBackend(RegistryBackend):
     @property
     def adapters(self) -> list[str]: return list(self._lora)
 
+    @property
+    def context_tokens(self) -> int: return self.llm.n_ctx()
+
+    def tokenize(self, text: str) -> list[int]:
+        "The tokens of `text` (no BOS; special tokens read as text): what `fit` cuts."
+        return self.llm.tokenize(_utf8(text), add_bos=False, special=False)
+
+    def detokenize(self, tokens: list[int]) -> str: return self.llm.detokenize(tokens).decode("utf-8", "ignore")
+
+    def count_tokens(self, text: str) -> int:
+        "How many tokens the model reads for `text`, as `generate` sends it (with BOS)."
+        return len(self.llm.tokenize(_utf8(text), special=True))
+
+def _utf8(text: str) -> bytes:
+    try: return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise LocoError(f"the text is not valid Unicode (a lone surrogate at character {e.start})", "send UTF-8 text")
+
 # %% ../../nbs/21_backends.llamacpp.ipynb #e9f93766
 from fastcore.basics import patch
 
@@ -65,8 +83,9 @@ def add_adapter(self: LlamaCppBackend, name: str, path: str | Path) -> None:
     with _quiet(): ptr = llama_cpp.llama_adapter_lora_init(self.llm.model, str(path).encode())
     if not ptr:
         raise LocoError(
-            f"adapter '{name}' does not fit the base model (its tensor shapes differ: trained on another base?)",
-            "retrain it on the registry's base model, or remove it",
+            f"adapter '{name}' does not fit the base model: llama.cpp refused {path} (a truncated or corrupt file, or "
+            "tensor shapes of another base model)",
+            f"re-export it (`loco export gguf {name}`), or retrain it on the registry's base model",
         )
     self._lora[name], self._paths[name] = ptr, Path(path)
 
@@ -109,9 +128,17 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
              temperature: float = 0.0, top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None,
              raw: bool = False, on_token: Callable[[str], None] | None = None) -> Generation:
     "Answer `prompt` with the adapter set `adapters` (None = base model)."
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise LocoError(f"max_tokens must be a whole number of at least 1 (got {max_tokens!r})",
+                        "ask for 1 token or more")
     used = self.use(adapters)
-    self.clear_cache()
     text = self.frame(prompt, raw)
+    if (n := self.count_tokens(text)) >= self.context_tokens:
+        raise ContextOverflowError(
+            f"Requested tokens ({n}) exceed context window of {self.context_tokens}",
+            "shorten the prompt, or cut it to fit with `fit` (what `loco ask` does)",
+        )
+    self.clear_cache()
     t0, first, parts, finish = time.perf_counter(), None, [], None
     stream = self.llm.create_completion(text, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                         stop=self.stop + list(stop or []), stream=True)
@@ -132,7 +159,7 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
         text=out.strip(),
         adapters=used,
         backend=self.name,
-        prompt_tokens=len(self.llm.tokenize(text.encode(), special=True)),
+        prompt_tokens=n,
         completion_tokens=len(self.llm.tokenize(out.encode(), add_bos=False, special=True)) if out else 0,
         prompt_ms=((first or t1) - t0) * 1000,
         total_ms=(t1 - t0) * 1000,

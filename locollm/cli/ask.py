@@ -10,7 +10,8 @@ import json, sys
 from typing import Optional
 import typer
 from ..core import LocoError
-from .common import app, console, load_registry, print_json, mb
+from .common import (MAX_TOKENS, app, backend_arg, console, load_registry, mb, name_arg, print_json,
+                                router_arg)
 
 # %% ../../nbs/90a_cli.ask.ipynb #4c7cae91
 def _footer(a) -> str:
@@ -21,30 +22,39 @@ def _footer(a) -> str:
         f"{a.total_ms/1000:.2f} s · {g.completion_tokens} tokens, {g.tokens_per_s:.0f} tok/s · peak RAM {mb(a.peak_rss_bytes)}[/]"
     )
 
-def _swarm(backend: str, router: str | None):
+def _swarm(backend: str, router: str | None, adapter: str | None = None):
+    "The swarm for these options, each checked before the model loads."
     from locollm.swarm.core import Swarm
     from locollm.routing.base import get_router
     reg = load_registry()
-    return Swarm(reg, router=get_router(reg, router), backend_name=backend)
+    if adapter not in (None, "base"): reg.adapter(adapter)
+    return Swarm(reg, router=get_router(reg, router), backend_name=backend, fit_context=True)
+
+def _note(a) -> None:
+    "Say on stderr what was cut from a question too long for the context."
+    if a.cut: print(f"loco: note: {a.cut} (`loco ask --json` shows it as context_cut)", file=sys.stderr)
 
 # %% ../../nbs/90a_cli.ask.ipynb #f9aeb826
 @app.command()
 def ask(question: str = typer.Argument(..., help="Your question."),
-        adapter: Optional[str] = typer.Option( None, "--adapter", "-a", help="Answer with this adapter (`base` = base model) instead of routing." ),
-        backend: str = typer.Option("llama.cpp", "--backend", "-b", help="llama.cpp (embedded), ollama or transformers."),
-        router: Optional[str] = typer.Option(None, "--router", help="Router to use (default: the registry's)."),
-        max_tokens: int = typer.Option(256, "--max-tokens", help="Longest answer, in tokens."),
+        adapter: Optional[str] = typer.Option(None, "--adapter", "-a", callback=name_arg,
+                                              help="Answer with this adapter (`base` = base model), not routed."),
+        backend: str = typer.Option("llama.cpp", "--backend", "-b", callback=backend_arg,
+                                    help="llama.cpp (embedded), ollama or transformers."),
+        router: Optional[str] = typer.Option(None, "--router", callback=router_arg,
+                                             help="Router to use (default: the registry's)."),
+        max_tokens: int = typer.Option(256, "--max-tokens", min=1, max=MAX_TOKENS, help="Longest answer, in tokens."),
         stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
         ensemble: bool = typer.Option(False, "--ensemble", help="Every adapter of the routed domain answers; vote."),
-        sc: int = typer.Option(0, "--sc", help="Self-consistency: K samples from one adapter; vote."),
-        temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature for --sc."),
+        sc: int = typer.Option(0, "--sc", min=0, max=64, help="Self-consistency: K samples from one adapter; vote."),
+        temperature: float = typer.Option(0.7, "--temperature", min=0, max=2, help="Sampling temperature for --sc."),
         use_re2: bool = typer.Option(False, "--re2", help="RE2: repeat the question in the prompt."),
         as_json: bool = typer.Option(False, "--json", help="Print answer, adapter, confidence and timings as JSON.")):
     "Route QUESTION to the best adapter (or the base model) and answer it."
     from locollm.swarm.modes import ensemble as ask_ensemble, self_consistency
     if ensemble and (sc or adapter):
         raise LocoError("--ensemble cannot be combined with --sc or --adapter", "pick one mode")
-    swarm = _swarm(backend, router)
+    swarm = _swarm(backend, router, adapter)
     if ensemble: a = ask_ensemble(swarm, question, use_re2=use_re2, max_tokens=max_tokens)
     elif sc:
         a = self_consistency(
@@ -55,28 +65,37 @@ def ask(question: str = typer.Argument(..., help="Your question."),
         a = swarm.ask(question, adapter=adapter, max_tokens=max_tokens, on_token=on_token, use_re2=use_re2)
     if as_json: return print_json(a.to_dict())
     print() if stream and a.mode == "single" else print(a.text)
+    _note(a)
     console.print(_footer(a), soft_wrap=True)
 
 # %% ../../nbs/90a_cli.ask.ipynb #e9b095c6
 @app.command()
-def chat(adapter: Optional[str] = typer.Option(None, "--adapter", "-a", help="Always use this adapter."),
-         backend: str = typer.Option("llama.cpp", "--backend", "-b"),
-         max_tokens: int = typer.Option(256, "--max-tokens")):
-    "An interactive session: each line you type is routed and answered. Ctrl-D or `exit` ends it."
-    swarm = _swarm(backend, None)
+def chat(adapter: Optional[str] = typer.Option(None, "--adapter", "-a", callback=name_arg,
+                                               help="Always use this adapter."),
+         backend: str = typer.Option("llama.cpp", "--backend", "-b", callback=backend_arg),
+         max_tokens: int = typer.Option(256, "--max-tokens", min=1, max=MAX_TOKENS)):
+    """An interactive session: each line you type is routed and answered. Ctrl-D or `exit` ends it. A line that
+    cannot be answered gets its one-line error, and the session goes on."""
+    swarm = _swarm(backend, None, adapter)
     console.print("[dim]LocoLLM chat — each question is routed on its own. Ctrl-D or 'exit' to quit.[/]")
     while True:
         try: q = input("you> ").strip()
         except (EOFError, KeyboardInterrupt): break
+        except UnicodeDecodeError:
+            print("loco: error: that line is not UTF-8 text — type it again", file=sys.stderr); continue
         if q in ("exit", "quit"): break
         if not q: continue
-        a = swarm.ask(q, adapter=adapter, max_tokens=max_tokens, on_token=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
-        print(); console.print(_footer(a), soft_wrap=True)
+        try: a = swarm.ask(q, adapter=adapter, max_tokens=max_tokens,
+                           on_token=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        except LocoError as e:
+            print(f"loco: error: {e}", file=sys.stderr); continue
+        print(); _note(a); console.print(_footer(a), soft_wrap=True)
 
 # %% ../../nbs/90a_cli.ask.ipynb #39c4b33c
 @app.command()
 def route(query: str = typer.Argument(..., help="The query to route."),
-          router: Optional[str] = typer.Option(None, "--router", help="Router to use (default: the registry's)."),
+          router: Optional[str] = typer.Option(None, "--router", callback=router_arg,
+                                               help="Router to use (default: the registry's)."),
           as_json: bool = typer.Option(False, "--json")):
     "Show which domain and adapter would answer QUERY, without generating."
     from locollm.routing.base import get_router

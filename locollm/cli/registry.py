@@ -12,12 +12,13 @@ from typing import Optional
 import typer
 from rich.table import Table
 from ..registry import Registry, RegistryError, promote
-from ..doctor import doctor, GiB
-from .common import app, adapters_app, console, load_registry, print_json, registry_app, state, mb
+from .common import (adapters_app, app, console, load_registry, mb, name_arg, path_arg, print_json,
+                                registry_app, state, text_arg)
 
 # %% ../../nbs/90b_cli.registry.ipynb #93dc1f9c
 @registry_app.command("validate")
-def validate(path: Optional[Path] = typer.Argument(None, help="registry.yaml to check (default: the project's)."),
+def validate(path: Optional[Path] = typer.Argument(None, callback=path_arg("file"),
+                                                   help="registry.yaml to check (default: the project's)."),
              as_json: bool = typer.Option(False, "--json", help="Print {valid, issues} as JSON.")):
     "Validate a registry: schema, domains, active flags, base model, files and hashes."
     path = path or state.registry
@@ -43,7 +44,8 @@ def _score_text(card) -> str:
     )
 
 @adapters_app.command("list")
-def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Only this domain."),
+def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", callback=name_arg,
+                                                       help="Only this domain."),
                   as_json: bool = typer.Option(False, "--json", help="Print the adapter cards as JSON.")):
     "List registered adapters, with status, active flag and scores."
     reg = load_registry()
@@ -60,9 +62,9 @@ def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", h
 
 # %% ../../nbs/90b_cli.registry.ipynb #2e10c601
 @app.command("promote")
-def promote_cmd(adapter: str = typer.Argument(..., help="Adapter to make active."),
+def promote_cmd(adapter: str = typer.Argument(..., callback=name_arg, help="Adapter to make active."),
             force: bool = typer.Option(False, "--force", help="Promote without an accepted evaluation."),
-            reason: str = typer.Option("", "--reason", help="Why (required with --force)."),
+            reason: str = typer.Option("", "--reason", callback=text_arg(1000), help="Why (required with --force)."),
             as_json: bool = typer.Option(False, "--json")):
     "Make ADAPTER the active adapter of its domain (demotes the previous one)."
     rec = promote(adapter, state.registry, reason=reason, force=force)
@@ -78,6 +80,7 @@ def promote_cmd(adapter: str = typer.Argument(..., help="Adapter to make active.
 def doctor_cmd(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
            measure: bool = typer.Option(False, "--measure", help="Load the base model and measure its peak RAM.")):
     "Check Python, RAM, disk, backends and the base model on this machine."
+    from locollm.doctor import doctor, GiB
     rep = doctor(state.registry, measure=measure)
     if as_json: print_json(rep)
     else:

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Optional
 import typer
 from rich.table import Table
-from .common import app, state, load_registry, print_json, console
+from .common import app, checked, console, load_registry, name_arg, path_arg, print_json, state, text_arg
 from ..registry import retire
 from ..leaderboard import leaderboard
 from ..leaderboard import leaderboard_markdown
 from ..leaderboard import composite
-from ..evals.semesters import archive_semester, trend_report
+from ..evals.semesters import SEMESTER, archive_semester, trend_report
 
 # %% ../../nbs/97_cli.reports.ipynb #3a8ae2db
 @app.command("leaderboard")
-def leaderboard_cmd(domain: Optional[str] = typer.Option(None, "--domain", "-d", help="Only this domain."),
+def leaderboard_cmd(domain: Optional[str] = typer.Option(None, "--domain", "-d", callback=name_arg,
+                                                         help="Only this domain."),
                 as_json: bool = typer.Option(False, "--json", help="Rows and composite as JSON."),
                 markdown: bool = typer.Option(False, "--markdown", help="The docs page (docs/leaderboard.md).")):
     "Per-domain ranking of adapters with CIs, n, Δ vs base, verdict and active marker; plus the composite."
@@ -55,14 +56,16 @@ def leaderboard_cmd(domain: Optional[str] = typer.Option(None, "--domain", "-d",
 
 # %% ../../nbs/97_cli.reports.ipynb #1cfb2bb4
 @app.command("retire")
-def retire_cmd(adapter: str = typer.Argument(..., help="Adapter to retire."),
-           reason: str = typer.Option(..., "--reason", help="Why it is retired (kept in the registry).")):
+def retire_cmd(adapter: str = typer.Argument(..., callback=name_arg, help="Adapter to retire."),
+           reason: str = typer.Option(..., "--reason", callback=text_arg(1000),
+                                      help="Why it is retired (kept in the registry).")):
     "Retire ADAPTER: out of routing and ranking, kept in the registry's history."
     rec = retire(adapter, reason, state.registry)
     console.print(f"[green]✓[/] {rec.adapter} retired ({rec.reason})")
 
 @app.command()
-def archive(semester: str = typer.Option(..., "--semester", help="e.g. 2026-S1"),
+def archive(semester: str = typer.Option(..., "--semester", help="e.g. 2026-S1",
+                                         callback=checked(SEMESTER.match, "is not a semester like 2026-S1")),
             force: bool = typer.Option(False, "--force", help="Replace an existing archive of this semester.")):
     "Snapshot scores and system metrics into benchmarks/archive/<semester>.json."
     reg = load_registry()
@@ -70,7 +73,8 @@ def archive(semester: str = typer.Option(..., "--semester", help="e.g. 2026-S1")
     console.print(f"[green]✓[/] archived {semester} → {out}")
 
 @app.command()
-def trend(out: Optional[Path] = typer.Option( None, "--out", help="Folder for trend.md and trend.png (default benchmarks/trend)." )):
+def trend(out: Optional[Path] = typer.Option(None, "--out", callback=path_arg("dir"),
+                                             help="Folder for trend.md and trend.png (default benchmarks/trend).")):
     "Markdown + PNG report of each system metric across archived semesters."
     reg = load_registry()
     md, png = trend_report(reg.root/"benchmarks"/"archive", out or reg.root/"benchmarks"/"trend")

@@ -51,9 +51,13 @@ def install(source: str = typer.Argument(..., help="Index name[@version], URL, a
     if as_json: return print_json(res)
     _say(f"[green]✓[/] installed {res['name']} {res['version']} ({res['domain']}, {res['status']}) into {res['path']}"
                   + (f", replacing version {res['replaced']}" if res["replaced"] else ""))
+    claimed = res["claimed"]
+    if claimed["status"] != "candidate" or claimed["scores"]:
+        _say(f"  [yellow]![/] its author claims status {claimed['status']} and {len(claimed['scores'])} score(s), not "
+             f"measured here (kept as claimed in {res['path']}/adapter.yaml)")
     _say(
-        f"  `loco ask --adapter {res['name']} \"…\"` uses it; `loco promote {res['name']}` makes it answer routed "
-        f"{res['domain']} questions"
+        f"  `loco ask --adapter {res['name']} \"…\"` uses it; `loco eval {res['name']}`, then "
+        f"`loco promote {res['name']}`, make it answer routed {res['domain']} questions"
         + (
             " [yellow](the version it replaced was active: the base model answers until then)[/]"
             if res["was_active"]
@@ -66,7 +70,7 @@ def install(source: str = typer.Argument(..., help="Index name[@version], URL, a
 def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
               force: bool = typer.Option(False, "--force", help="Remove it even if it is its domain's active adapter."),
               as_json: bool = typer.Option(False, "--json")):
-    "Remove adapter NAME: its folder under adapters/ and its registry entry, together."
+    "Remove adapter NAME: its own files under adapters/NAME/ and its registry entry, together."
     res = share.uninstall(name, state.registry, force=force)
     if as_json: return print_json(res)
     _say(
@@ -74,3 +78,6 @@ def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
         + (f" (removed {', '.join(res['removed'])})" if res["removed"] else "")
         + (f" [yellow]— {res['domain']} has no active adapter now[/]" if res["was_active"] else "")
     )
+    if res["kept"]:
+        _say(f"  [yellow]![/] kept {', '.join(res['kept'])}: not the adapter's own files (outside adapters/{name}/, "
+             "a link, used by another adapter, or not named by its card)")

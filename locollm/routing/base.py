@@ -7,10 +7,10 @@ __all__ = ['GENERAL', 'MAX_ROUTE_CHARS', 'EDGE_CHARS', 'REQUEST_CHARS', 'ROUTERS
            'trie_regex', 'KeywordRouter', 'get_router']
 
 # %% ../../nbs/30_routing.base.ipynb #07b3cb0c
-import re, time
+import re, time, warnings
 from dataclasses import dataclass, field
 from ..core import LocoError, import_dotted
-from ..registry import Registry
+from ..registry import PATTERN_TIMEOUT_S, Registry, cue_regex
 
 # %% ../../nbs/30_routing.base.ipynb #bba0d67e
 GENERAL = "general"  # the label for "no specialist": the base model answers
@@ -89,16 +89,20 @@ class KeywordRouter(Router):
         for d, c in cues.items():
             for k in c.keywords: self._owners.setdefault(k.lower(), []).append(d)
         self._words = re.compile(r"(?<!\w)" + trie_regex(self._owners) + r"(?!\w)", re.IGNORECASE) if self._owners else None
-        self._patterns = {
-            d: re.compile("|".join(f"(?:{p})" for p in c.patterns), re.IGNORECASE) for d, c in cues.items() if c.patterns
-        }
+        self._patterns = {d: cue_regex(c.patterns) for d, c in cues.items() if c.patterns}
 
     def _cues(self, q: str):
         "`(start, end, domain)` of every keyword and pattern match in `q`."
         if self._words:
             yield from ((m.start(), m.end(), d) for m in self._words.finditer(q) for d in self._owners[m.group().lower()])
         for d, r in self._patterns.items():
-            yield from ((m.start(), m.end(), d) for m in r.finditer(q) if m.end() > m.start())
+            try: found = [(m.start(), m.end(), d) for m in r.finditer(q, timeout=PATTERN_TIMEOUT_S)
+                          if m.end() > m.start()]
+            except TimeoutError:
+                warnings.warn(f"the {d} cue patterns ran over {PATTERN_TIMEOUT_S * 1000:.0f} ms and were skipped for a "
+                              "query: make them simpler in registry.yaml")
+                continue
+            yield from found
 
     def scores(self, query: str) -> dict[str, float]:
         q = query[:MAX_ROUTE_CHARS]

@@ -7,11 +7,11 @@ __all__ = ['peak_rss_bytes', 'Answer', 're2', 'Swarm']
 
 # %% ../../nbs/40_swarm.core.ipynb #37b44329
 import resource, sys, time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 from ..core import LocoError
 from ..registry import Registry
-from ..backends.base import Backend, Generation, make_backend
+from ..backends.base import Backend, ContextCut, Generation, make_backend
 from ..routing.base import GENERAL, RouteDecision, Router, get_router
 
 # %% ../../nbs/40_swarm.core.ipynb #062bb1f2
@@ -31,6 +31,7 @@ class Answer:
     peak_rss_bytes: int
     mode: str = "single"          # or "ensemble", "self-consistency k=…" (see `locollm.swarm.modes`)
     vote: dict | None = None      # how the answer was chosen, for voting modes
+    cut: ContextCut | None = None  # what was cut from a prompt too long for the context (`Swarm(fit_context=True)`)
 
     @property
     def text(self) -> str: return self.generation.text
@@ -58,6 +59,7 @@ class Answer:
             "peak_rss_bytes": self.peak_rss_bytes,
             "mode": self.mode,
             "vote": self.vote,
+            "context_cut": asdict(self.cut) | {"note": str(self.cut)} if self.cut else None,
         }
 
 # %% ../../nbs/40_swarm.core.ipynb #76355040
@@ -69,22 +71,30 @@ def re2(query: str) -> str:
 class Swarm:
     "Route each query to the best adapter (or the base model) and answer it."
     def __init__(self, registry: Registry, backend: Backend | None = None, router: Router | None = None,
-                 backend_name: str = "llama.cpp"):
-        self.registry = registry
+                 backend_name: str = "llama.cpp", fit_context: bool = False):
+        self.registry, self.fit_context = registry, fit_context
         self.router = router or get_router(registry)
         self.backend = backend or make_backend(registry, backend_name)
 
     def decide(self, query: str, adapter: str | None = None) -> RouteDecision:
         "The router's decision, or the user's choice when `adapter` is given."
-        if adapter is None: return self.router.route(query)
+        if adapter is None: return self.loaded(self.router.route(query))
         if adapter == "base": return RouteDecision.manual(GENERAL, None)
         card = self.registry.adapter(adapter)
         if card.name not in self.backend.adapters:
+            if why := getattr(self.backend, "skipped", {}).get(card.name):
+                raise LocoError(f"adapter '{adapter}' did not load ({why})", "fix its file, or pick another adapter")
             raise LocoError(
                 f"adapter '{adapter}' has no loaded model in the {self.backend.name} backend",
                 "export it first (`loco export gguf`), or pick another",
             )
         return RouteDecision.manual(card.domain, card.name)
+
+    def loaded(self, d: RouteDecision) -> RouteDecision:
+        "A routed decision `d`, moved to the base model when its adapter is not loaded (callers that route use it too)."
+        if d.adapter is None or d.router == "manual" or d.adapter in self.backend.adapters: return d
+        return replace(d, adapter=None,
+                       fallback=f"adapter '{d.adapter}' is not loaded in the {self.backend.name} backend")
 
     def prompt(self, query: str, decision: RouteDecision, use_re2: bool = False) -> str:
         """The one prompt builder: `query` (re-read with RE2 if asked) in the decided adapter's template; as it is for
@@ -93,11 +103,12 @@ class Swarm:
         return self.registry.adapter(decision.adapter).prompt(q) if decision.adapter else q
 
     def ask(self, query: str, adapter: str | None = None, on_token: Callable[[str], None] | None = None,
-            use_re2: bool = False, decision: RouteDecision | None = None, **gen) -> Answer:
+            use_re2: bool = False, decision: RouteDecision | None = None, max_tokens: int = 256, **gen) -> Answer:
         "Answer `query`: with `decision` when the caller routed already, else routed unless `adapter` names one."
         t0 = time.perf_counter()
         d = decision or self.decide(query, adapter)
-        g = self.backend.generate(self.prompt(query, d, use_re2), d.adapter, on_token=on_token, **gen)
-        return Answer(
-            query=query, decision=d, generation=g, total_ms=(time.perf_counter() - t0) * 1000, peak_rss_bytes=peak_rss_bytes()
-        )
+        prompt, cut = self.prompt(query, d, use_re2), None
+        if self.fit_context: prompt, cut = self.backend.fit(prompt, max_tokens)
+        g = self.backend.generate(prompt, d.adapter, on_token=on_token, max_tokens=max_tokens, **gen)
+        return Answer(query=query, decision=d, generation=g, total_ms=(time.perf_counter() - t0) * 1000,
+                      peak_rss_bytes=peak_rss_bytes(), cut=cut)

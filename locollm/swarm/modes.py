@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..core import LocoError
 from ..answers import regex_extract, GSM8K_FLEXIBLE
 from ..answers import extract_code
-from ..sandbox import run_sandboxed
+from ..sandbox import run_sandboxed, sandbox_isolation
 from ..leaderboard import leaderboard
 from .core import Answer, Swarm, peak_rss_bytes, re2
 
@@ -79,7 +79,7 @@ def vote(answers: list[str], domain: str, query: str = "") -> Vote:
     if domain == "math": return _majority([math_key(a) for a in answers]) or _fallback(answers)
     if domain == "code":
         keys = [code_key(a) for a in answers]
-        if tests := prompt_tests(query):
+        if (tests := prompt_tests(query)) and sandbox_isolation().sandboxed:   # never unsandboxed unasked
             passed = [
                 sum(run_sandboxed(extract_code(a) + "\n" + t, timeout=5).passed for t in tests) if k else -1
                 for a, k in zip(answers, keys)
