@@ -46,7 +46,8 @@ benchmarks_arg = checked(lambda v: len(v) <= 1000 and re.fullmatch(r"[\w.-]+(,[\
 judge_arg = checked(lambda v: v == "base" or re.fullmatch(r"ollama:[\w.:/-]{1,200}", v)
                               or path_ok(v, "file", exists=True),
                     "is not a judge: base, ollama:MODEL or the path of a GGUF model that exists")
-ood_rule_arg = checked(("relative", "absolute").__contains__, "is not an out-of-domain rule: relative or absolute")
+ood_rule_arg = checked(("noninferiority", "relative", "absolute").__contains__,
+                       "is not an out-of-domain rule: noninferiority, relative or absolute")
 
 # %% ../../nbs/94_cli.evaluate.ipynb #0322ac59
 @app.command("eval")
@@ -80,8 +81,9 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
           no_cache: bool = typer.Option(False, "--no-cache", help="Generate everything afresh and store nothing."),
           no_write: bool = typer.Option(False, "--no-write", help="Do not write scores or status into the registry."),
           ood_rule: str = typer.Option(
-              "relative", "--ood-rule", callback=ood_rule_arg,
-              help="Out-of-domain 5% rule: relative (≥ 0.95 × base) or absolute (≥ base − 0.05)."),
+              "noninferiority", "--ood-rule", callback=ood_rule_arg,
+              help="Out-of-domain rule: noninferiority (the one-sided 95% lower bound of adapter − base above "
+                   "−0.05; default), or the first gate's point rules relative (≥ 0.95 × base) / absolute (≥ base − 0.05)."),
           allow_unsandboxed_code: bool = typer.Option(
               False, "--allow-unsandboxed-code",
               help="Run generated code (humaneval, math-code) even without a sandbox (no bubblewrap), with resource "

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from ..core import LocoError
-from .common import app, state, load_registry, print_json, console, export_app
+from .common import app, state, load_registry, print_json, console, export_app, text_arg
 
 # %% ../../nbs/96_cli.serve.ipynb #ef6f58fc
 err = Console(stderr=True)
@@ -103,22 +103,22 @@ def make_server(pool: Optional[int] = None, queue_size: int = 16, queue_timeout:
 
 # %% ../../nbs/96_cli.serve.ipynb #7205bc6d
 @app.command("serve")
-def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", help="Address to listen on (0.0.0.0 = every interface: set --api-key)." ),
+def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg(253), help="Address to listen on (0.0.0.0 = every interface: set --api-key)." ),
               port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
-              pool: Optional[int] = typer.Option( None, "--pool", "--workers", help="Models loaded, each answering one request at a time (default 1); with --upstream, requests in flight to it (default 32).", ),
-              queue_size: int = typer.Option( 16, "--queue-size", help="Requests that may wait for a free model; beyond that: 429 with Retry-After." ),
-              queue_timeout: float = typer.Option( 120.0, "--queue-timeout", help="Seconds a request may wait in the queue before a 503." ),
-              api_key: Optional[str] = typer.Option( None, "--api-key", envvar="LOCOLLM_API_KEY", help="Require `Authorization: Bearer KEY` (env LOCOLLM_API_KEY)." ),
+              pool: Optional[int] = typer.Option( None, "--pool", "--workers", max=256, help="Models loaded, each answering one request at a time (default 1); with --upstream, requests in flight to it (default 32).", ),
+              queue_size: int = typer.Option( 16, "--queue-size", max=100_000, help="Requests that may wait for a free model; beyond that: 429 with Retry-After." ),
+              queue_timeout: float = typer.Option( 120.0, "--queue-timeout", max=86_400, help="Seconds a request may wait in the queue before a 503." ),
+              api_key: Optional[str] = typer.Option( None, "--api-key", envvar="LOCOLLM_API_KEY", callback=text_arg(4096), help="Require `Authorization: Bearer KEY` (env LOCOLLM_API_KEY)." ),
               router: Optional[str] = typer.Option(None, "--router", help="Router for model 'auto' (default: the registry's)."),
               backend: str = typer.Option("llama.cpp", "--backend", "-b", help="Backend of each loaded model."),
-              threads: Optional[int] = typer.Option( None, "--threads", help="CPU threads per llama.cpp model (default: cores / pool)." ),
-              ctx: int = typer.Option(2048, "--ctx", help="Context per llama.cpp model, in tokens (prompt + answer)."),
-              max_tokens_limit: int = typer.Option(1024, "--max-tokens-limit", help="Largest max_tokens a client may ask for."),
-              history: int = typer.Option( 0, "--history", help="Earlier chat exchanges folded into the prompt (default 0: system + last user message)." ),
-              max_request_bytes: int = typer.Option(1 << 20, "--max-request-bytes", help="Largest request body (413 above)."),
-              upstream: Optional[str] = typer.Option( None, "--upstream", help="Router sidecar: forward each routed request to this OpenAI-compatible server, e.g. http://gpu:8000/v1.", ),
+              threads: Optional[int] = typer.Option( None, "--threads", max=1024, help="CPU threads per llama.cpp model (default: cores / pool)." ),
+              ctx: int = typer.Option(2048, "--ctx", max=1 << 20, help="Context per llama.cpp model, in tokens (prompt + answer)."),
+              max_tokens_limit: int = typer.Option(1024, "--max-tokens-limit", max=1 << 20, help="Largest max_tokens a client may ask for."),
+              history: int = typer.Option( 0, "--history", max=1000, help="Earlier chat exchanges folded into the prompt (default 0: system + last user message)." ),
+              max_request_bytes: int = typer.Option(1 << 20, "--max-request-bytes", max=1 << 30, help="Largest request body (413 above)."),
+              upstream: Optional[str] = typer.Option( None, "--upstream", callback=text_arg(2048), help="Router sidecar: forward each routed request to this OpenAI-compatible server, e.g. http://gpu:8000/v1.", ),
               upstream_map: Optional[Path] = typer.Option( None, "--upstream-map", help="upstream.json from `loco export vllm|lorax` (default: adapters with peft files, by name).", ),
-              upstream_api_key: Optional[str] = typer.Option( None, "--upstream-api-key", envvar="LOCOLLM_UPSTREAM_API_KEY", help="API key for the upstream server." ),
+              upstream_api_key: Optional[str] = typer.Option( None, "--upstream-api-key", envvar="LOCOLLM_UPSTREAM_API_KEY", callback=text_arg(4096), help="API key for the upstream server." ),
               log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level (info shows each request)."),
               as_json: bool = typer.Option(False, "--json", help="Print the server's settings as one JSON line before serving.")):
     """Serve the swarm over OpenAI- and Ollama-compatible APIs: model 'auto' routes each request, '<adapter>' pins
@@ -196,9 +196,9 @@ def _export(kind: str, out: Path, base_model: Optional[str], port: int, mount: O
 # %% ../../nbs/96_cli.serve.ipynb #ec848a8e
 @export_app.command("vllm")
 def export_vllm(out: Path = typer.Option(Path("vllm"), "--out", "-o", help="Folder for serve-vllm.sh and upstream.json."),
-                base_model: Optional[str] = typer.Option( None, "--base-model", help="Hugging Face id (or path) of the base model vLLM loads (default: the adapters' base_model_name_or_path).", ),
+                base_model: Optional[str] = typer.Option( None, "--base-model", callback=text_arg(1024), help="Hugging Face id (or path) of the base model vLLM loads (default: the adapters' base_model_name_or_path).", ),
                 port: int = typer.Option(8000, "--port", help="Port vLLM listens on."),
-                mount: Optional[str] = typer.Option( None, "--mount", help="Where vLLM sees the project folder, if not here (e.g. a container volume)." ),
+                mount: Optional[str] = typer.Option( None, "--mount", callback=text_arg(4096), help="Where vLLM sees the project folder, if not here (e.g. a container volume)." ),
                 as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON.")):
     "Write the `vllm serve --enable-lora --lora-modules …` launch script for the registry's peft adapters."
     _export("vllm", out, base_model, port, mount, as_json)
@@ -206,9 +206,9 @@ def export_vllm(out: Path = typer.Option(Path("vllm"), "--out", "-o", help="Fold
 # %% ../../nbs/96_cli.serve.ipynb #65259663
 @export_app.command("lorax")
 def export_lorax(out: Path = typer.Option( Path("lorax"), "--out", "-o", help="Folder for serve-lorax.sh, lorax.json and upstream.json." ),
-                 base_model: Optional[str] = typer.Option( None, "--base-model", help="Hugging Face id of the base model LoRAX loads (default: the adapters' base_model_name_or_path).", ),
+                 base_model: Optional[str] = typer.Option( None, "--base-model", callback=text_arg(1024), help="Hugging Face id of the base model LoRAX loads (default: the adapters' base_model_name_or_path).", ),
                  port: int = typer.Option(8080, "--port", help="Port LoRAX listens on."),
-                 mount: str = typer.Option("/data", "--mount", help="Where the project folder is mounted in the LoRAX container."),
+                 mount: str = typer.Option("/data", "--mount", callback=text_arg(4096), help="Where the project folder is mounted in the LoRAX container."),
                  as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON.")):
     "Write the LoRAX `docker run` launch script and adapter ids for the registry's peft adapters."
     _export("lorax", out, base_model, port, mount, as_json)

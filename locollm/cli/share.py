@@ -6,11 +6,13 @@
 __all__ = ['pack', 'install', 'uninstall']
 
 # %% ../../nbs/95_cli.share.ipynb #e2b5f55d
+import re
 from pathlib import Path
 from typing import Optional
 import typer
 from ..core import LocoError
-from .common import adapters_app, app, state, load_registry, print_json, console
+from .common import (adapters_app, app, state, load_registry, print_json, console, checked, name_arg,
+                                path_arg, text_arg)
 from .. import share
 
 # %% ../../nbs/95_cli.share.ipynb #9187e989
@@ -18,10 +20,10 @@ def _size(n: int) -> str: return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n /
 def _say(text: str) -> None: console.print(text, highlight=False, soft_wrap=True)
 
 @adapters_app.command("pack")
-def pack(adapter: str = typer.Argument(..., help="Adapter to pack."),
-         out: Path = typer.Option(Path("."), "--out", "-o", help="Folder to write the archive to."),
-         index: Optional[Path] = typer.Option( None, "--index", help="Library index file (index.yaml) to add the archive to." ),
-         url: Optional[str] = typer.Option(None, "--url", help="Where the archive will be published (for the index entry)."),
+def pack(adapter: str = typer.Argument(..., callback=name_arg, help="Adapter to pack."),
+         out: Path = typer.Option(Path("."), "--out", "-o", callback=path_arg("dir"), help="Folder to write the archive to."),
+         index: Optional[Path] = typer.Option( None, "--index", callback=path_arg("file"), help="Library index file (index.yaml) to add the archive to." ),
+         url: Optional[str] = typer.Option(None, "--url", callback=text_arg(2048), help="Where the archive will be published (for the index entry)."),
          as_json: bool = typer.Option(False, "--json", help="Print archive, sha256, size and files as JSON.")):
     "Pack ADAPTER into a shareable tar.gz (card, GGUF LoRA, safetensors, training config and log, manifest of hashes)."
     if url and not index: raise LocoError("--url is only used with --index", "add --index index.yaml, or drop --url")
@@ -36,10 +38,10 @@ def pack(adapter: str = typer.Argument(..., help="Adapter to pack."),
 
 # %% ../../nbs/95_cli.share.ipynb #c664fa4e
 @adapters_app.command("install")
-def install(source: str = typer.Argument(..., help="Index name[@version], URL, archive, folder or hf:owner/repo."),
+def install(source: str = typer.Argument(..., callback=text_arg(4096), help="Index name[@version], URL, archive, folder or hf:owner/repo."),
             force: bool = typer.Option(False, "--force", help="Replace an installed adapter of the same name."),
-            index: Optional[str] = typer.Option( None, "--index", envvar="LOCOLLM_INDEX", help="Library index (path or URL of index.yaml)." ),
-            sha256: Optional[str] = typer.Option(None, "--sha256", help="The sha256 the archive must have."),
+            index: Optional[str] = typer.Option( None, "--index", envvar="LOCOLLM_INDEX", callback=text_arg(4096), help="Library index (path or URL of index.yaml)." ),
+            sha256: Optional[str] = typer.Option(None, "--sha256", callback=checked(lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v.strip()), "is not a sha256: 64 hexadecimal digits"), help="The sha256 the archive must have."),
             as_json: bool = typer.Option(False, "--json", help="Print what was installed as JSON.")):
     """Install an adapter: verify hashes before unpacking, refuse links and pickles, load-check it, then register it
     (inactive)."""
@@ -67,7 +69,7 @@ def install(source: str = typer.Argument(..., help="Index name[@version], URL, a
 
 # %% ../../nbs/95_cli.share.ipynb #8a4599f2
 @adapters_app.command("uninstall")
-def uninstall(name: str = typer.Argument(..., help="Adapter to remove."),
+def uninstall(name: str = typer.Argument(..., callback=name_arg, help="Adapter to remove."),
               force: bool = typer.Option(False, "--force", help="Remove it even if it is its domain's active adapter."),
               as_json: bool = typer.Option(False, "--json")):
     "Remove adapter NAME: its own files under adapters/NAME/ and its registry entry, together."
