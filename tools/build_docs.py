@@ -164,9 +164,11 @@ def _comments(source: str) -> dict[int, str]:
     except (tokenize.TokenError, IndentationError, SyntaxError): pass
     return out
 
-def _fence(body: str, n=3) -> str:
-    runs = [len(r) for r in re.findall(r"`{3,}", body)]
-    return "`" * max([n] + [r + 1 for r in runs])
+def _fence(body: str, n=3, info: str = "") -> str:
+    "A fence longer than any in `body`; of tildes when the info string holds a backtick (a backtick fence's cannot)."
+    ch = "~" if "`" in info else "`"
+    runs = [len(r) for r in re.findall(re.escape(ch) + "{3,}", body)]
+    return ch * max([n] + [r + 1 for r in runs])
 
 def _oneline(s: str) -> str: return re.sub(r"\s+", " ", s).strip()
 
@@ -208,7 +210,7 @@ def _entry(kind: str, name: str, sig: str, module: str, doc: str | None, fields:
     body = "\n\n".join(x for x in [doc or "", "\n".join(fields)] if x).strip()
     head = "\n".join(opts)
     content = f"{head}\n\n{body}" if body else head
-    f = _fence(content)
+    f = _fence(content, info=sig)
     return f"{f}{{py:{kind}}} {name}{sig}\n{content}\n{f}"
 
 def _patch_target(node) -> tuple[str | None, dict]:
