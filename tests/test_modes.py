@@ -29,5 +29,5 @@ def test_cli_modes(project):
     assert out["mode"] == "self-consistency k=2" and len(out["vote"]["answers"]) == 2
     r = run_loco("ask", "x", "--ensemble", "--sc", "2", registry=project)
     assert r.returncode == 1 and "cannot be combined" in r.stderr
-    r = run_loco("ask", "x", "--sc", "-1", registry=project)
-    assert r.returncode == 1 and "at least 1" in r.stderr
+    r = run_loco("ask", "x", "--sc", "-1", registry=project)   # refused up front, naming the option
+    assert r.returncode == 1 and "--sc" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
