@@ -85,7 +85,7 @@ def test_cli_route_and_bench(tmp_path):
     assert [x["router"] for x in res] == ["keyword", "tfidf", "confidence:tfidf"]
     assert (tmp_path/"routers_confusion_routing_heldout.png").stat().st_size > 1000
     r = subprocess.run(LOCO + ["--registry", str(REG), "router", "bench", "--data", str(tmp_path/"nope.jsonl")], capture_output=True, text=True)
-    assert r.returncode == 1 and "does not exist" in r.stderr
+    assert r.returncode == 1 and "'--data'" in r.stderr and "is not a file that exists" in r.stderr, r.stderr
 
 def test_feedback_and_retrain(tmp_path):
     "Feedback lands in SQLite; retrain learns a correction the router got wrong."

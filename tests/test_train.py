@@ -64,7 +64,7 @@ def test_bad_config_fails_in_one_line(proj, edit, needle, tmp_path):
     assert not (proj/"adapters"/"tiny-math"/"checkpoint").exists()
 
 def test_missing_config_and_data(proj, tmp_path):
-    one_line_error(loco("train", tmp_path/"nope.yaml", registry=proj/"registry.yaml"), "does not exist")
+    one_line_error(loco("train", tmp_path/"nope.yaml", registry=proj/"registry.yaml"), "is not a file that exists")
     cfg = tmp_path/"custom.yaml"
     cfg.write_text(TINY.replace("sources: [gsm8k]", "path: missing.jsonl, licence: CC0"))
     one_line_error(loco("train", cfg, registry=proj/"registry.yaml"), "missing.jsonl does not exist")

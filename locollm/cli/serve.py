@@ -107,7 +107,7 @@ def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg
               port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
               pool: Optional[int] = typer.Option( None, "--pool", "--workers", max=256, help="Models loaded, each answering one request at a time (default 1); with --upstream, requests in flight to it (default 32).", ),
               queue_size: int = typer.Option( 16, "--queue-size", max=100_000, help="Requests that may wait for a free model; beyond that: 429 with Retry-After." ),
-              queue_timeout: float = typer.Option( 120.0, "--queue-timeout", max=86_400, help="Seconds a request may wait in the queue before a 503." ),
+              queue_timeout: float = typer.Option( 120.0, "--queue-timeout", help="Seconds a request may wait in the queue before a 503." ),
               api_key: Optional[str] = typer.Option( None, "--api-key", envvar="LOCOLLM_API_KEY", callback=text_arg(4096), help="Require `Authorization: Bearer KEY` (env LOCOLLM_API_KEY)." ),
               router: Optional[str] = typer.Option(None, "--router", help="Router for model 'auto' (default: the registry's)."),
               backend: str = typer.Option("llama.cpp", "--backend", "-b", help="Backend of each loaded model."),
