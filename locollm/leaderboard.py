@@ -11,6 +11,7 @@ from dataclasses import dataclass, asdict
 from .registry import Registry, AdapterCard, Score
 from .core import save_png
 from pathlib import Path
+import math
 
 # %% ../nbs/04_leaderboard.ipynb #79b203bc
 @dataclass
@@ -101,7 +102,7 @@ def composite(reg: Registry) -> dict:
     return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing}
 
 # %% ../nbs/04_leaderboard.ipynb #d85c7b56
-def format_value(v, fmt="{:.3f}"): return "—" if v is None else fmt.format(v)
+def format_value(v, fmt="{:.3f}"): return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
 def leaderboard_markdown(reg: Registry) -> str:
     "The leaderboard of every domain and the composite, as Markdown."

@@ -15,6 +15,7 @@ from ..backends.base import Generation, adapter_set, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark
 from ..sandbox import require_isolation
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
+from ..leaderboard import format_value
 
 # %% auto #0
 __all__ = ['WEAK_JUDGE_NOTE', 'SCHEMA', 'PACKAGES', 'default_cache_path', 'GenerationCache', 'NoCache', 'CachedBackend',
@@ -359,9 +360,7 @@ class EvalReport:
     def benchmark(self, name: str) -> dict: return next(b for b in self.data["benchmarks"] if b["name"] == name)
 
 # %% ../../nbs/63_evals.evaluate.ipynb #7c3cdb67
-def _f(x, digits=3): return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-def _ci(ci): return "" if ci is None else f" [{_f(ci[0])}, {_f(ci[1])}]"
+def _ci(ci): return "" if ci is None else f" [{format_value(ci[0])}, {format_value(ci[1])}]"
 
 def _md_tables(d: dict) -> list[str]:
     L = [
@@ -372,13 +371,13 @@ def _md_tables(d: dict) -> list[str]:
         p = b["paired"]
         if p:
             L.append(
-                f"| {b['name']} | {b['metric']} | {b['n']} | {_f(p['adapter'])}{_ci(p['adapter_ci'])} | "
-                f"{_f(p['base'])}{_ci(p['base_ci'])} | "
+                f"| {b['name']} | {b['metric']} | {b['n']} | {format_value(p['adapter'])}{_ci(p['adapter_ci'])} | "
+                f"{format_value(p['base'])}{_ci(p['base_ci'])} | "
                 f"{p['diff']:+.3f}{_ci(p['diff_ci'])} | {p['test']} | {p['p_value']:.3g} |"
             )
         else:
             L.append(
-                f"| {b['name']} | {b['metric']} | {b['n']} | — | {_f(b['base'][b['metric']])}{_ci(b['base_ci'])} | — "
+                f"| {b['name']} | {b['metric']} | {b['n']} | — | {format_value(b['base'][b['metric']])}{_ci(b['base_ci'])} | — "
                 f"| — | — |"
             )
     sec = [(b, m) for b in d["benchmarks"] for m in b["base"] if m != b["metric"]] + [
@@ -386,7 +385,7 @@ def _md_tables(d: dict) -> list[str]:
     ]
     if sec:
         L += ["", "Other metrics (means):", "", "| benchmark | metric | adapter | base |", "|---|---|---|---|"]
-        L += [f"| {b['name']} | {m} | {_f((b['adapter'] or {}).get(m))} | {_f(b['base'].get(m))} |" for b, m in sec]
+        L += [f"| {b['name']} | {m} | {format_value((b['adapter'] or {}).get(m))} | {format_value(b['base'].get(m))} |" for b, m in sec]
     return L
 
 # %% ../../nbs/63_evals.evaluate.ipynb #54adcf12
@@ -410,8 +409,8 @@ def report_markdown(d: dict) -> str:
         if (w := next(b for b in d["benchmarks"] if b["name"] == "writing-judge"))["adapter"]:
             a = w["adapter"]
             L += [
-                f"Agreement of the judge with itself across the two orders: {_f(a.get('order_agreement'))}; "
-                f"share of verdicts for the first position: {_f(a.get('first_position_rate'))} (0.5 = no position bias).",
+                f"Agreement of the judge with itself across the two orders: {format_value(a.get('order_agreement'))}; "
+                f"share of verdicts for the first position: {format_value(a.get('first_position_rate'))} (0.5 = no position bias).",
                 "",
             ]
     s = d["settings"]
