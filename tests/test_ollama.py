@@ -48,7 +48,7 @@ def test_export_creates_the_model_and_records_it(proj, server, exported):
     assert {"locollm-math-a:latest", "locollm-gemma3-270m-q4_k_m:latest"} <= set(server.models)
     m = server.models["locollm-math-a:latest"]
     assert list(m["adapters"].values()) == [f"sha256:{sha256_file(proj.parent/'adapters/math-a/math-a.gguf')}"]
-    assert m["parameters"]["stop"] == ["### Instruction:", "\n\n\n"] and m["parameters"]["temperature"] == 0.0
+    assert m["parameters"]["stop"] == ["\n### ", "\n\n\n"] and m["parameters"]["temperature"] == 0.0
     reg = Registry.load(proj)
     assert m["template"] == ollama_template(reg.data.base_model.prompt_format, reg.adapter("math-a").prompt_template)
     assert reg.adapter("math-a").files.ollama_model == "locollm-math-a"
@@ -68,7 +68,7 @@ def test_tags_show_delete(proj, echo):
     c = ollama.Client(host=echo.host)
     assert [m.model for m in c.list().models] == [res["model"] + ":latest"]
     shown = c.show(res["model"])
-    assert shown.template == "### Instruction:\n{{ .Prompt }}\n\n### Response:\n" and '"### Instruction:"' in shown.parameters
+    assert shown.template == "### Instruction:\n{{ .Prompt }}\n\n### Response:\n" and '"\\n### "' in shown.parameters
     assert shown.modelinfo["general.architecture"] == "gemma3"
     c.delete(res["model"])
     assert c.list().models == []
@@ -88,7 +88,7 @@ def test_stream_and_whole_answers_agree(proj, server, exported):
     assert g.backend == "ollama" and g.adapters == {"math-a": 1.0} and len(pieces) > 1 and "".join(pieces).strip() == g.text
     assert 0 < g.completion_tokens <= 12 and g.prompt_tokens > 5 and 0 < g.prompt_ms <= g.total_ms
     whole = ollama.Client(host=server.host).generate("locollm-math-a", "### Instruction:\nName a colour.\n\n### Response:\n", raw=True, stream=False,
-                                                     options={"temperature": 0, "num_predict": 12, "stop": ["### Instruction:", "\n\n\n"]})
+                                                     options={"temperature": 0, "num_predict": 12, "stop": ["\n### ", "\n\n\n"]})
     assert whole.done and whole.response.strip() == g.text and whole.eval_count == g.completion_tokens
     chat = ollama.Client(host=server.host).chat("locollm-math-a", messages=[{"role": "user", "content": "Name a colour."}],
                                                 options={"temperature": 0, "num_predict": 12})
