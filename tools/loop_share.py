@@ -22,15 +22,15 @@ def main(per_domain: int = 24, max_tokens: int = 128) -> None:
           f"{platform.node()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d')}\n")
     print("| stop strings | ended at max_tokens | loops (repeats_itself) | either | mean tokens |")
     print("|---|---|---|---|---|")
+    b = LlamaCppBackend(base_model_path(reg), prompt_format=bm.prompt_format)  # one load; stops passed per call
     for label, stop in (("before " + repr(OLD_STOP), OLD_STOP), ("after " + repr(list(bm.stop)), list(bm.stop))):
-        b = LlamaCppBackend(base_model_path(reg), prompt_format=bm.prompt_format, stop=stop)
-        gens = [b.generate(r["query"], max_tokens=max_tokens) for r in picked]
+        gens = [b.generate(r["query"], max_tokens=max_tokens, stop=stop) for r in picked]
         length = [g.finish_reason == "length" for g in gens]
         loop = [repeats_itself(g.text) for g in gens]
         n = len(gens)
         either = sum(a or c for a, c in zip(length, loop))
         print(f"| {label} | {sum(length)/n:.1%} | {sum(loop)/n:.1%} | {either/n:.1%} "
               f"| {sum(g.completion_tokens for g in gens)/n:.0f} |", flush=True)
-        b.close()
+    b.close()
 
 if __name__ == "__main__": main(*map(int, sys.argv[1:]))
