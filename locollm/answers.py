@@ -8,7 +8,7 @@ import re
 
 # %% auto #0
 __all__ = ['GSM8K_STRICT', 'GSM8K_FLEXIBLE', 'GSM8K_IGNORE', 'regex_extract', 'harness_exact_match', 'gsm8k_scores',
-           'extract_code', 'repeats_itself']
+           'extract_code', 'loop_start', 'repeats_itself']
 
 # %% ../nbs/02_answers.ipynb #80a6d511
 GSM8K_STRICT = r"#### (\-?[0-9\.\,]+)"
@@ -47,7 +47,17 @@ def extract_code(output: str) -> str:
     return output[m.start():] if m else output
 
 # %% ../nbs/02_answers.ipynb #2f421192
+def loop_start(text: str, span: int = 48) -> int | None:
+    "Where `text` began repeating itself when its last `span` characters occur earlier in it; else None."
+    if span <= 0 or len(text) < 2 * span: return None
+    tail = len(text) - span
+    i = text.rfind(text[tail:], 0, len(text) - 1)   # the nearest earlier copy: the shortest cycle
+    if i < 0: return None
+    period = tail - i
+    while i > 0 and text[i - 1] == text[i - 1 + period]: i -= 1   # the cycle began before the copied span did
+    return i + period   # the first character that repeats one a period earlier
+
 def repeats_itself(text: str, span: int = 48) -> bool:
     "Whether the last `span` characters of `text` occur earlier in it (the text has started to loop)."
-    if span <= 0 or len(text) < 2 * span: return False
-    return text.find(text[-span:], 0, len(text) - 1) >= 0   # an occurrence that ends before the text does
+    return loop_start(text, span) is not None
+

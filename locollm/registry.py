@@ -80,6 +80,7 @@ class BaseModelSpec(_Entry):
     adr: RelPath | None = None
     prompt_format: str = "{prompt}"
     stop: list[str] = []
+    repeat_span: Annotated[int, Field(ge=0)] = 48   # characters; see `locollm.answers.loop_start`
 
     @field_validator("prompt_format")
     @classmethod
@@ -181,6 +182,7 @@ class AdapterCard(AdapterIdentity):
     status: Literal["candidate", "accepted", "rejected", "retired"] = "candidate"
     active: bool = False
     scores: list[Score] = []
+    repeat_span: Annotated[int, Field(ge=0)] | None = None   # the base model's when None
 
     @field_validator("prompt_template")
     @classmethod

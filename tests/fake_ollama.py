@@ -194,7 +194,9 @@ class FakeOllama:
     def _backend(self, m: dict):
         from locollm.backends.llamacpp import LlamaCppBackend
         digest = next(iter(m["files"].values()))
-        if digest not in self._backends: self._backends[digest] = LlamaCppBackend(self.blobs[digest], n_ctx=2048)
+        if digest not in self._backends:
+            self._backends[digest] = LlamaCppBackend(self.blobs[digest], n_ctx=2048)
+            self._backends[digest].repeat_span = 0   # Ollama has no repetition guard: the client's must do the work
         b = self._backends[digest]
         for d in m["adapters"].values():
             if d not in b.adapters: b.add_adapter(d, self.blobs[d])

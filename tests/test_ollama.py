@@ -105,6 +105,17 @@ def test_same_answers_as_the_embedded_backend(proj, server, exported):
         assert ob.generate("What is 17 times 3?", "math-a", max_tokens=10).text != ob.generate("What is 17 times 3?", None, max_tokens=10).text
     finally: ob.close(); emb.close()
 
+def test_the_repetition_guard_stops_a_loop_like_the_embedded_backend(proj, server, exported):
+    from locollm.backends.llamacpp import LlamaCppBackend
+    reg, chant = Registry.load(proj), "Repeat after me: ha ha, ho ho, ha ha, ho ho, ha ha, ho ho,"
+    ob, emb = OllamaBackend.from_registry(reg, host=server.host), LlamaCppBackend.from_registry(reg)
+    try:
+        g, e = ob.generate(chant, max_tokens=96, raw=True), emb.generate(chant, max_tokens=96, raw=True)
+        assert (g.finish_reason, g.text) == ("repetition", e.text) and e.finish_reason == "repetition"
+        ob.repeat_span = 0
+        assert ob.generate(chant, max_tokens=96, raw=True).finish_reason == "length"
+    finally: ob.close(); emb.close()
+
 def test_composition_is_refused(proj, server, exported):
     b = OllamaBackend.from_registry(Registry.load(proj), host=server.host)
     with pytest.raises(LocoError, match="cannot compose or scale adapters"): b.generate("hi", {"math-a": 1.0, "math-b": 1.0})

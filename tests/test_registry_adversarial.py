@@ -47,6 +47,9 @@ CASES = {   # how the file is broken → what the one line must say
                            "must be relative"),
     "router file outside": (lambda p: _edit(p, "tfidf: routers/tfidf.npz", "tfidf: /tmp/tfidf.npz"),
                             "must be relative"),
+    "negative repeat_span": (lambda p: _edit(p, LICENCE, LICENCE + "\n    repeat_span: -1"),
+                             "greater than or equal to 0"),
+    "text repeat_span": (lambda p: _edit(p, LICENCE, LICENCE + "\n    repeat_span: lots"), "valid integer"),
     "symlink out": (_symlink_out, "'adapters/code-a/code-a.gguf' leads out of the project"),
 }
 

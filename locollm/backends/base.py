@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 from fastcore.basics import patch
 from ..core import LocoError, import_dotted
+from ..answers import loop_start
 from ..registry import Registry
 
 # %% ../../nbs/20_backends.base.ipynb #87144e45
@@ -60,6 +61,8 @@ class RegistryBackend:
     "The one `from_registry` of every backend, and `fit` for the backends that know their context length."
     skipped: dict[str, str] = {}   # adapter → why it was not loaded (`from_registry` fills a fresh dict)
     context_tokens: int | None = None   # the context length, where the backend knows it (see `fit`)
+    repeat_span: int = 48               # the repetition guard, in characters (0 = off); see `loop_cut`
+    repeat_spans: dict[str, int] = {}   # adapter → its card's own span, where it sets one
     @classmethod
     def base_model_of(cls, reg: Registry): raise NotImplementedError
     @staticmethod
@@ -70,7 +73,8 @@ class RegistryBackend:
         "The registry's base model, with every adapter this backend has a file for (retired ones excepted)."
         bm = reg.data.base_model
         b = cls(cls.base_model_of(reg), prompt_format=bm.prompt_format, stop=bm.stop, **kw)
-        b.skipped = {}
+        b.skipped, b.repeat_span = {}, bm.repeat_span
+        b.repeat_spans = {c.name: c.repeat_span for c in reg.adapters() if c.repeat_span is not None}
         if load_adapters:
             for card in reg.adapters():
                 if card.status == "retired" or (f := cls.adapter_file(reg, card)) is None: continue
@@ -83,6 +87,12 @@ class RegistryBackend:
     def frame(self, prompt: str, raw: bool = False) -> str:
         "What the model reads: `prompt` in the base model's frame (the registry's `prompt_format`), unless `raw`."
         return prompt if raw else self.prompt_format.format(prompt=prompt)
+
+    def loop_cut(self, text: str, adapters: dict[str, float]) -> int | None:
+        "Where to cut `text`, an answer of `adapters` so far, because it has started to loop; None to go on."
+        spans = [self.repeat_spans[n] for n in adapters if n in self.repeat_spans]
+        span = (0 if 0 in spans else max(spans)) if spans else self.repeat_span
+        return loop_start(text, span)
 
 # %% ../../nbs/20_backends.base.ipynb #6b2d1e4f
 ELISION = "\n[…]\n"

@@ -139,7 +139,7 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
             "shorten the prompt, or cut it to fit with `fit` (what `loco ask` does)",
         )
     self.clear_cache()
-    t0, first, parts, finish = time.perf_counter(), None, [], None
+    t0, first, out, finish = time.perf_counter(), None, "", None
     stream = self.llm.create_completion(text, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                         stop=self.stop + list(stop or []), stream=True)
     try:
@@ -148,13 +148,15 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
             first = first or time.perf_counter()
             finish = chunk["choices"][0].get("finish_reason") or finish
             if piece:
-                parts.append(piece)
+                out += piece
                 if on_token: on_token(piece)
+                if (cut := self.loop_cut(out, used)) is not None:
+                    out, finish = out[:cut], "repetition"
+                    break
     finally:  # also when on_token raised to stop early
         stream.close()
         _free_sampler(self.llm)
     t1 = time.perf_counter()
-    out = "".join(parts)
     return Generation(
         text=out.strip(),
         adapters=used,

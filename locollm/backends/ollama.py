@@ -152,9 +152,11 @@ def _call(client, fn, *args, adapter: str | None = None, model: str | None = Non
 def _stream(client, it, **who):
     "Iterate a streaming response with `_call`'s error handling on every step."
     it = iter(it)
-    while True:
-        try: yield _call(client, next, it, **who)
-        except StopIteration: return
+    try:
+        while True:
+            try: yield _call(client, next, it, **who)
+            except StopIteration: return
+    finally: getattr(it, "close", lambda: None)()   # a caller that stops early closes the HTTP stream
 
 # %% ../../nbs/23_backends.ollama.ipynb #02716ec4
 def _base_spec(reg: Registry) -> OllamaModelSpec:
@@ -318,7 +320,7 @@ def generate(self: OllamaBackend, prompt: str, adapters: AdapterSet = None, *, m
         "stop": self.stop + list(stop or []),
     }
     who = dict(adapter=name, model=model)
-    t0, first, parts, last = time.perf_counter(), None, [], None
+    t0, first, out, last = time.perf_counter(), None, "", None
     stream = _call(
         self.client,
         self.client.generate,
@@ -330,20 +332,26 @@ def generate(self: OllamaBackend, prompt: str, adapters: AdapterSet = None, *, m
         keep_alive=self.keep_alive,
         **who
     )
-    for part in _stream(self.client, stream, **who):
-        last = part
-        if part.response:
-            first = first or time.perf_counter()
-            parts.append(part.response)
-            if on_token: on_token(part.response)
+    parts, finish = _stream(self.client, stream, **who), None
+    try:
+        for part in parts:
+            last = part
+            if part.response:
+                first = first or time.perf_counter()
+                out += part.response
+                if on_token: on_token(part.response)
+                if (cut := self.loop_cut(out, used)) is not None:
+                    out, finish = out[:cut], "repetition"
+                    break
+    finally: parts.close()   # closing the stream hangs up, and the server stops generating
     t1 = time.perf_counter()
     return Generation(
-        text="".join(parts).strip(),
+        text=out.strip(),
         adapters=used,
         backend=self.name,
         prompt_tokens=(last and last.prompt_eval_count) or 0,
         completion_tokens=(last and last.eval_count) or 0,
         prompt_ms=((first or t1) - t0) * 1000,
         total_ms=(t1 - t0) * 1000,
-        finish_reason=last and last.done_reason,
+        finish_reason=finish or (last and last.done_reason),
     )

@@ -198,8 +198,10 @@ def generate(self: TransformersBackend, prompt: str, adapters: AdapterSet = None
             ids.extend(value.reshape(-1).tolist()); times.append(time.perf_counter())
             piece, s.stopped = st.feed(self.tok.decode(ids, skip_special_tokens=True))
             if piece and on_token: on_token(piece)
+            if not s.stopped and (cut := self.loop_cut(st.text, used)) is not None:
+                st.text, s.stopped, s.looped = st.text[:cut], True, True
         def end(s): pass
-    streamer = _Stream(); streamer.stopped = False
+    streamer = _Stream(); streamer.stopped = streamer.looped = False
     class _Stop(StoppingCriteria):
         def __call__(s, input_ids, scores, **kw):
             return torch.full((input_ids.shape[0],), streamer.stopped, dtype=torch.bool)
@@ -226,7 +228,7 @@ def generate(self: TransformersBackend, prompt: str, adapters: AdapterSet = None
         piece, _ = st.feed(self.tok.decode(ids, skip_special_tokens=True), final=True)
         if piece and on_token: on_token(piece)
     eos = bool(ids) and ids[-1] == self.tok.eos_token_id
-    finish = "stop" if streamer.stopped or eos else "length"
+    finish = "repetition" if streamer.looped else "stop" if streamer.stopped or eos else "length"
     return Generation(
         text=st.text.strip(),
         adapters=used,

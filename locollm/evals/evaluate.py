@@ -523,7 +523,8 @@ def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads:
         store.file_sha256(base_model_path(reg)),
         store,
         backend,
-        {"prompt_format": bm.prompt_format, "stop": list(bm.stop)},
+        {"prompt_format": bm.prompt_format, "stop": list(bm.stop), "repeat_span": bm.repeat_span,
+         "repeat_spans": {c.name: c.repeat_span for c in reg.adapters() if c.repeat_span is not None}},
     )
 
 # %% ../../nbs/63_evals.evaluate.ipynb #6877e12f
