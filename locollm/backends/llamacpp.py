@@ -168,6 +168,40 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
         finish_reason=finish,
     )
 
+# %% ../../nbs/21_backends.llamacpp.ipynb
+@patch
+def reference_logprobs(self: LlamaCppBackend, prompt: str, reference: str, adapters: AdapterSet = None,
+                       raw: bool = False) -> list[float]:
+    "The log-probability of each token of `reference` as the answer to `prompt` (framed unless `raw`) under `adapters`."
+    import llama_cpp, numpy as np
+    from scipy.special import logsumexp
+    self.use(adapters)
+    head = self.llm.tokenize(_utf8(self.frame(prompt, raw)), special=True)   # with BOS, as `generate` reads it
+    toks = head + self.llm.tokenize(_utf8(reference), add_bos=False, special=False)
+    if len(toks) == len(head): return []
+    if len(toks) > self.context_tokens:
+        raise ContextOverflowError(f"prompt and reference are {len(toks)} tokens, more than the context's "
+                                   f"{self.context_tokens}", "score a shorter reference, or cut the prompt with `fit`")
+    self.clear_cache()
+    n_batch, n_vocab, out = self.llm.n_batch, self.llm.n_vocab(), []
+    batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+    try:
+        for start in range(0, len(toks) - 1, n_batch):   # the last token predicts nothing we score
+            chunk = toks[start:start + n_batch]
+            batch.n_tokens = len(chunk)
+            for j, t in enumerate(chunk):
+                batch.token[j], batch.pos[j], batch.n_seq_id[j], batch.seq_id[j][0] = t, start + j, 1, 0
+                batch.logits[j] = len(head) - 1 <= start + j < len(toks) - 1
+            if llama_cpp.llama_decode(self.llm.ctx, batch):
+                raise LocoError("llama.cpp could not read the prompt and reference", "report this with `loco doctor`")
+            for j in (j for j in range(len(chunk)) if batch.logits[j]):
+                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, j), shape=(n_vocab,))
+                out.append(float(row[toks[start + j + 1]] - logsumexp(row)))
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        self.clear_cache()   # `generate` reads its prompt from scratch
+    return out
+
 # %% ../../nbs/21_backends.llamacpp.ipynb #9565f064
 @patch
 def close(self: LlamaCppBackend) -> None:
