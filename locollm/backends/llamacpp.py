@@ -168,7 +168,7 @@ def generate(self: LlamaCppBackend, prompt: str, adapters: AdapterSet = None, *,
         finish_reason=finish,
     )
 
-# %% ../../nbs/21_backends.llamacpp.ipynb
+# %% ../../nbs/21_backends.llamacpp.ipynb #0e1bb66e
 @patch
 def reference_logprobs(self: LlamaCppBackend, prompt: str, reference: str, adapters: AdapterSet = None,
                        raw: bool = False) -> list[float]:
