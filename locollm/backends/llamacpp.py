@@ -177,7 +177,7 @@ def reference_logprobs(self: LlamaCppBackend, prompt: str, reference: str, adapt
     from scipy.special import logsumexp
     self.use(adapters)
     head = self.llm.tokenize(_utf8(self.frame(prompt, raw)), special=True)   # with BOS, as `generate` reads it
-    toks = head + self.llm.tokenize(_utf8(reference), add_bos=False, special=False)
+    toks = head + self.tokenize(reference)
     if len(toks) == len(head): return []
     if len(toks) > self.context_tokens:
         raise ContextOverflowError(f"prompt and reference are {len(toks)} tokens, more than the context's "
