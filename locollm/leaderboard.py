@@ -85,12 +85,14 @@ def leaderboard(reg: Registry, domain: str | None = None) -> dict[str, list[Lead
 
 # %% ../nbs/04_leaderboard.ipynb #24ee8e85
 def composite(reg: Registry) -> dict:
-    "Weighted mean over domains of the swarm's and the base model's scores; domains without data listed as missing."
-    per, missing = {}, []
+    """Weighted mean over domains of the swarm's and the base model's scores; domains without data listed as missing,
+    domains whose scores are not fractions (a log-likelihood) as `other_scale`."""
+    per, missing, other = {}, [], []
     for d, rows in leaderboard(reg).items():
         base = next((r.value for r in rows if r.is_base), None)
         act = next((r for r in rows if r.active and r.value is not None), None)
         if base is None: missing.append(d); continue
+        if not all(0 <= v <= 1 for v in (base, act.value if act else base)): other.append(d); continue
         per[d] = {
             "weight": reg.domain(d).weight,
             "base": base,
@@ -99,7 +101,7 @@ def composite(reg: Registry) -> dict:
         }
     w = sum(v["weight"] for v in per.values())
     mean = lambda k: sum(v["weight"] * v[k] for v in per.values()) / w if w else None
-    return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing}
+    return {"swarm": mean("swarm"), "base": mean("base"), "domains": per, "missing": missing, "other_scale": other}
 
 # %% ../nbs/04_leaderboard.ipynb #d85c7b56
 def format_value(v, fmt="{:.3f}"): return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
@@ -135,12 +137,20 @@ def leaderboard_markdown(reg: Registry) -> str:
         "",
         f"Weighted mean over domains with a base-model score (weights from the registry): swarm {format_value(c['swarm'])}, "
         f"base model {format_value(c['base'])}."
-        + (f" No comparable scores yet for: {', '.join(c['missing'])}." if c["missing"] else ""),
+        + (f" No comparable scores yet for: {', '.join(c['missing'])}." if c["missing"] else "")
+        + (f" Not a fraction, so left out: {', '.join(c['other_scale'])}." if c["other_scale"] else ""),
         "",
     ]
     return "\n".join(lines)
 
 # %% ../nbs/04_leaderboard.ipynb #4428c417
+def _axis(rows) -> tuple[float, float]:
+    "0–1 for fractions; otherwise the span of the values and their intervals, with a margin."
+    vals = [v for r in rows for v in (r.value, r.ci_low, r.ci_high) if v is not None]
+    if all(0 <= v <= 1 for v in vals): return (0, 1)
+    lo, hi = min(vals + [0]), max(vals + [0])
+    return (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+
 def leaderboard_plot(reg: Registry, domain: str, path: str | Path | None = None):
     "Bar chart of a domain's scores with 95% CI error bars; saved to `path` when given. Returns the figure."
     import matplotlib; import matplotlib.pyplot as plt
@@ -154,7 +164,7 @@ def leaderboard_plot(reg: Registry, domain: str, path: str | Path | None = None)
            color=["lightgray" if r.is_base else ("tab:green" if r.active else "tab:blue") for r in rows])
     dom = reg.domain(domain)
     if not rows: ax.text(0.5, 0.5, "no scores yet", ha="center", va="center", transform=ax.transAxes, color="gray")
-    ax.set_ylabel(dom.metric or "score"); ax.set_title(f"{domain} — {dom.benchmark}"); ax.set_ylim(0, 1)
+    ax.set_ylabel(dom.metric or "score"); ax.set_title(f"{domain} — {dom.benchmark}"); ax.set_ylim(*_axis(rows))
     fig.tight_layout()
     if path: save_png(fig, path)
     return fig

@@ -194,15 +194,15 @@ def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
     d1 = json.loads(r1.stdout)
     assert d1["schema"] == "locollm.eval/1" and d1["adapter"] == "rand-math" and d1["domain"] == "math"
     print({b["name"]: b["seconds"] for b in d1["benchmarks"]}, d1["cache"])
-    assert [b["name"] for b in d1["benchmarks"]] == ["gsm8k", "humaneval", "writing-judge", "summarisation-rougeL"]   # the registry's domain order
+    assert [b["name"] for b in d1["benchmarks"]] == ["gsm8k", "humaneval", "writing-loglik", "summarisation-rougeL"]   # the registry's domain order
     assert all(b["n"] == 5 and b["paired"]["test"] for b in d1["benchmarks"])
     assert d1["verdict"]["status"] == "inconclusive" and "n = 5 < 50" in d1["verdict"]["reasons"][0]
-    assert d1["judge"]["weak"] and "270M" in d1["judge"]["note"]
+    assert d1["settings"]["writing"].startswith("writing-loglik") and d1["judge"]["model"] is None   # no judge loaded
     assert d1["code_version"] and d1["packages"]["scipy"] and d1["sandbox"]
     assert d1["registry_updated"] is False                               # n < 50 never overwrites the registry
     for f in ("json", "markdown", "plot", "items"): assert Path(d1["files"][f]).stat().st_size > 0
     md = Path(d1["files"]["markdown"]).read_text()
-    assert "Verdict: **INCONCLUSIVE**" in md and "270M" in md and "| humaneval | pass@1 | 5 |" in md
+    assert "Verdict: **INCONCLUSIVE**" in md and "Writing is measured by writing-loglik" in md and "| humaneval | pass@1 | 5 |" in md
     assert d1["cache"]["misses"] > 0
     t = time.perf_counter(); r2 = loco(project, *ARGS); second = time.perf_counter() - t
     assert r2.returncode == 0, r2.stderr[-2000:]
@@ -218,7 +218,7 @@ def test_eval_base_alone(project):
     d = json.loads(r.stdout)
     assert d["adapter"] is None and d["verdict"] is None and d["registry_updated"] is False
     w, s = d["benchmarks"]
-    assert (w["name"], w["metric"], w["paired"], w["n"]) == ("writing-judge", "rubric_score", None, 2)
+    assert (w["name"], w["metric"], w["paired"], w["n"]) == ("writing-loglik", "ref_logprob", None, 2)
     assert s["metric"] == "rougeL" and 0 <= s["base"]["rougeL"] <= 1 and s["base_ci"][0] <= s["base"]["rougeL"] <= s["base_ci"][1]
 
 @pytest.mark.slow

@@ -65,7 +65,8 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
               help="Items per out-of-domain benchmark (default: as --limit); the OOD check needs ≥ 50."),
           backend: str = typer.Option("llama.cpp", "--backend", "-b", callback=backend_arg, help="Inference backend."),
           judge: str = typer.Option("base", "--judge", callback=judge_arg,
-                                    help="Writing judge: base, path/to/model.gguf or ollama:MODEL."),
+                                    help="Writing judge: path/to/model.gguf or ollama:MODEL (it decides when its two orders "
+                                         "agree on 70% of pairs); base: no judge, the reference likelihood."),
           seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the item subset and of decoding."),
           max_tokens: Optional[int] = typer.Option(
               None, "--max-tokens", min=1, max=MAX_TOKENS,
@@ -120,6 +121,7 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         for r in v["reasons"]: console.print(f"  • {r}")
     if d["judge"].get("weak") and "writing-judge" in d["settings"]["benchmarks"]:
         console.print(f"[yellow]Judge warning:[/] {d['judge']['note']}")
+    if d["settings"].get("writing"): console.print(f"Writing measured by {d['settings']['writing']}")
     console.print(
         f"[dim]report: {d['files']['markdown']} · cache {d['cache']['hits']} hits / {d['cache']['misses']} misses · "
         f"{d['seconds']:.1f} s"

@@ -18,10 +18,10 @@ from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_c
 from ..leaderboard import format_value
 
 # %% auto #0
-__all__ = ['WEAK_JUDGE_NOTE', 'SCHEMA', 'PACKAGES', 'default_cache_path', 'GenerationCache', 'NoCache', 'CachedBackend',
-           'OllamaJudge', 'make_judge', 'greedy_params', 'run_benchmark', 'summarise', 'package_versions', 'EvalReport',
-           'report_markdown', 'plot_report', 'cached_backend', 'add_checked_adapter', 'cached_run', 'evaluate_adapter',
-           'save_report']
+__all__ = ['WEAK_JUDGE_NOTE', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 'PACKAGES', 'default_cache_path', 'GenerationCache', 'NoCache',
+           'CachedBackend', 'OllamaJudge', 'make_judge', 'greedy_params', 'run_benchmark', 'judge_consistency',
+           'summarise', 'package_versions', 'EvalReport', 'report_markdown', 'plot_report', 'cached_backend',
+           'add_checked_adapter', 'cached_run', 'evaluate_adapter', 'save_report']
 
 # %% ../../nbs/63_evals.evaluate.ipynb #852ba68d
 def default_cache_path() -> Path:
@@ -138,6 +138,20 @@ class CachedBackend:
         g = self.real.generate(prompt, adapters, on_token=on_token, **params)
         self.cache.put("generation", k, dataclasses.asdict(g))
         return g
+
+    def reference_logprobs(self, prompt: str, reference: str, adapters=None) -> list[float]:
+        "Per-token log-probabilities of `reference` as the answer to `prompt` (backends that expose logits)."
+        k = self.key(prompt, adapters, reference=reference)
+        if (hit := self.cache.get("logprobs", k)) is not None:
+            self.hits += 1
+            return hit["logprobs"]
+        self.misses += 1
+        if not hasattr(self.real, "reference_logprobs"):
+            raise LocoError(f"the {self.name} backend gives no token probabilities, which writing-loglik reads",
+                            "evaluate with --backend llama.cpp, or judge writing with --judge ollama:MODEL")
+        lp = self.real.reference_logprobs(prompt, reference, adapters)
+        self.cache.put("logprobs", k, {"logprobs": lp})
+        return lp
 
     def close(self) -> None:
         if self._real is not None: self._real.close()
@@ -258,10 +272,13 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
             errors.append(f"{it.id}: {e}"); return ""
     for it in items:
         errors.clear()
-        base_out = ask(it.prompt, None)
-        ad_out = ask(card.prompt(it.prompt), card.name) if card else None
+        if bench.reads_logits: ad_out = base_out = None
+        else:
+            base_out = ask(it.prompt, None)
+            ad_out = ask(card.prompt(it.prompt), card.name) if card else None
         score = lambda: bench.compare(it, ad_out, base_out, judge=judge)
-        if store is None or hasattr(bench, "exec_cache"): ma, mb = score()
+        if bench.reads_logits: ma, mb = bench.measure(it, backend, card)    # cached by the backend
+        elif store is None or hasattr(bench, "exec_cache"): ma, mb = score()
         else:
             ma, mb = _memo(
                 store,
@@ -299,6 +316,17 @@ def _mean(rows, side, m):
     v = [r[side][m] for r in rows if r[side] and r[side].get(m) is not None]
     return (sum(v) / len(v) if v else None), len(v)
 
+JUDGE_MIN_CONSISTENCY = 0.7   # a judge whose two orders agree on fewer pairs than this decides nothing
+
+def judge_consistency(rows: list[dict]) -> dict:
+    "How far a pairwise judge agreed with itself across the two orders, and whether that makes it usable."
+    agree = [r["adapter_metrics"].get("order_agreement") for r in rows]
+    first = [x for r in rows if (x := r["adapter_metrics"].get("first_position_rate")) is not None]
+    c = sum(x == 1.0 for x in agree) / len(agree) if agree else 0.0
+    return {"consistency": c, "first_position_rate": sum(first) / len(first) if first else None,
+            "usable": c >= JUDGE_MIN_CONSISTENCY,
+            "note": None if c >= JUDGE_MIN_CONSISTENCY else f"judge unusable: consistent on {c:.0%} of pairs"}
+
 def summarise(bench: Benchmark, rows: list[dict], seed: int = 0, store: GenerationCache | None = None) -> dict:
     "Means of every metric, and the paired result (or the base model's interval) of the primary metric."
     paired = any(r["adapter_metrics"] for r in rows)
@@ -317,8 +345,12 @@ def summarise(bench: Benchmark, rows: list[dict], seed: int = 0, store: Generati
     b = [r["base_metrics"].get(metric) for r in rows]
     if paired:
         a = [r["adapter_metrics"][metric] for r in rows]
-        out["paired"] = _memo(store or NoCache(), "stats", {"v": 2, "kind": kind, "a": a, "b": b, "seed": seed},
-                              lambda: paired_test(a, b, kind, seed=seed).to_dict())
+        mm = bench.margin_metric
+        unit = ([r["adapter_metrics"][mm] for r in rows], [r["base_metrics"][mm] for r in rows]) if mm else None
+        out["paired"] = _memo(store or NoCache(), "stats",
+                              {"v": 3, "kind": kind, "a": a, "b": b, "seed": seed, "unit": unit, "mm": mm},
+                              lambda: paired_test(a, b, kind, seed=seed, margin_scores=unit, margin_metric=mm).to_dict())
+        if kind == "preference": out["judge"] = judge_consistency(rows)
     else:
         b = [x for x in b if x is not None]
         out["paired"] = None
@@ -403,6 +435,7 @@ def report_markdown(d: dict) -> str:
     if v := d["verdict"]:
         L += [f"## Verdict: **{v['status'].upper()}**", ""] + [f"- {r}" for r in v["reasons"]] + [""]
     L += ["## Results", ""] + _md_tables(d) + [""]
+    if w := d["settings"].get("writing"): L += [f"Writing is measured by {w}.", ""]
     if any(b["name"] == "writing-judge" for b in d["benchmarks"]):
         j = d["judge"]
         L += ["## The writing judge", "", f"Judge: {j['model']} (`--judge {j['spec']}`). **{j['note']}**", ""]
@@ -565,7 +598,10 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             f"adapter '{card.name}' was trained on '{card.base_model}', not on this registry's base model '{bm.name}'",
             "evaluate it with a registry of its own base model, or retrain it (docs/migration-guide.md)",
         )
-    names = _benchmarks(reg, benchmarks)
+    # the writing gate: a judge the user configured decides (if it proves usable), else the reference likelihood
+    strong_judge = judge not in (None, "", "base")
+    gate_name = lambda n: "writing-judge" if strong_judge and n == "writing-loglik" else n
+    names = list(dict.fromkeys(gate_name(n) for n in _benchmarks(reg, benchmarks)))
     # generated code runs only sandboxed unless the user opted in: refuse before any model is loaded
     sandbox = (require_isolation(allow_unsandboxed_code).describe()
                if any(hasattr(get_benchmark(n), "exec_cache") for n in names) else None)
@@ -584,8 +620,11 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
         judge_info = {"spec": judge or "base", "model": None, "weak": judge in (None, "", "base"), "note": ""}
     results, all_rows, per_bench = [], [], {}
     dom = reg.domain(card.domain) if card is not None else None
-    domain_bench = get_benchmark(dom.benchmark).name if dom is not None and dom.benchmark else None
-    ood = [get_benchmark(d.benchmark).name for d in reg.data.domains if d.benchmark and d.name != card.domain] if card else []
+    domain_bench = gate_name(get_benchmark(dom.benchmark).name) if dom is not None and dom.benchmark else None
+    ood = [gate_name(get_benchmark(d.benchmark).name) for d in reg.data.domains
+           if d.benchmark and d.name != card.domain] if card else []
+    writing = (f"writing-judge (--judge {judge or 'base'})" if "writing-judge" in names else
+               "writing-loglik (the likelihood of the human reference; no judge configured)")
     def gate():
         paired = {r["name"]: PairedResult(**r["paired"]) for r in results}
         return acceptance_verdict(paired, domain_bench, ood, alpha, ood_tolerance, ood_rule, min_n).to_dict()
@@ -609,6 +648,16 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             for name in names:
                 s, rows = run(name, ood_limit if ood_limit and domain_bench and name != domain_bench else limit)
                 results.append(s); all_rows += rows
+            if (j := next((r["judge"] for r in results if r.get("judge")), None)) is not None:
+                writing = f"writing-judge (--judge {judge}, consistent on {j['consistency']:.0%} of pairs)"
+                if not j["usable"] and "writing-judge" in [domain_bench, *ood]:
+                    # a judge that disagrees with itself decides nothing: the reference likelihood decides instead
+                    writing = f"writing-loglik: {j['note']}"
+                    name = "writing-loglik"
+                    s, rows = run(name, ood_limit if ood_limit and domain_bench != "writing-judge" else limit)
+                    results.append(s); all_rows += rows
+                    domain_bench = name if domain_bench == "writing-judge" else domain_bench
+                    ood = [name if n == "writing-judge" else n for n in ood]
             verdict = gate() if card is not None else None
             # an out-of-domain check the items cannot decide is rerun on more of its benchmark (cached items are free)
             for c in (verdict or {}).get("checks", []):
@@ -646,6 +695,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "ood_tolerance": ood_tolerance,
             "ood_rule": ood_rule,
             "min_n": min_n,
+            "writing": writing if any(r["domain"] == "writing" for r in results) else None,
         },
         "judge": judge_info,
         "sandbox": sandbox,

@@ -116,13 +116,16 @@ class PairedResult:
     detail: dict = field(default_factory=dict)
     margin_ci: tuple[float, float] | None = None   # 90% interval of the difference: its ends are one-sided 95% bounds
     sd_diff: float | None = None                   # standard deviation of the per-item differences (continuous kinds)
+    margin_metric: str | None = None               # the 0–1 metric `margin_ci` and `sd_diff` are on, if not the primary
 
     def to_dict(self) -> dict: return asdict(self)
 
 # %% ../../nbs/62_evals.stats.ipynb #e62d073b
-def paired_test(adapter, base, kind: str = "binary", seed: int = 0, n_boot: int = 10_000) -> PairedResult:
+def paired_test(adapter, base, kind: str = "binary", seed: int = 0, n_boot: int = 10_000,
+                margin_scores: tuple | None = None, margin_metric: str | None = None) -> PairedResult:
     """Compare per-item scores of the adapter and the base model on the same items (`kind`: binary, continuous or
-    preference)."""
+    preference). `margin_scores`: the same items' (adapter, base) scores on the 0–1 `margin_metric` that the
+    out-of-domain margin is read on, when the primary metric is on another scale."""
     a, b = np.asarray(adapter, dtype=float), np.asarray(base, dtype=float)
     if a.shape != b.shape: raise ValueError(f"paired scores need the same items ({len(a)} vs {len(b)})")
     n, pb = len(a), paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
@@ -151,21 +154,25 @@ def paired_test(adapter, base, kind: str = "binary", seed: int = 0, n_boot: int 
         )
         detail = {"wins": t["b"], "losses": t["c"], "ties": int(n - t["b"] - t["c"])}
     else: raise ValueError(f"unknown kind {kind!r}: use binary, continuous or preference")
-    margin = difference_bounds(a, b, kind, 0.90, seed, n_boot)
+    ma, mb = (a, b) if margin_scores is None else map(lambda s: np.asarray(s, dtype=float), margin_scores)
+    if ma.shape != a.shape or mb.shape != a.shape: raise ValueError("margin scores need the same items")
+    margin = difference_bounds(ma, mb, kind, 0.90, seed, n_boot)
     if kind == "preference": margin = (margin[0] / 2, margin[1] / 2)   # win − loss per item is twice the win rate − ½
-    sd = float(np.std(a - b, ddof=1)) / (2 if kind == "preference" else 1) if kind != "binary" and n > 1 else None
+    sd = float(np.std(ma - mb, ddof=1)) / (2 if kind == "preference" else 1) if kind != "binary" and n > 1 else None
+    if margin_scores is not None: detail["margin_diff"] = float((ma - mb).mean())
     return PairedResult(kind, n, float(a.mean()) if n else math.nan, float(b.mean()) if n else math.nan, cis[0], cis[1],
-                        pb["diff"], pb["ci"], test, p, detail, margin, sd)
+                        pb["diff"], pb["ci"], test, p, detail, margin, sd, margin_metric if margin_scores is not None else None)
 
 # %% ../../nbs/62_evals.stats.ipynb #c227509d
 def items_needed(r: PairedResult, margin: float = 0.05, power: float = 0.8, alpha: float = 0.05) -> int | None:
     "Items for the one-sided non-inferiority test at `margin` to succeed with `power`, if the observed difference is true."
-    gap = r.diff + margin
+    diff = r.detail.get("margin_diff", r.diff)   # the difference on the scale the margin is read on
+    gap = diff + margin
     if not gap > 0: return None
     za, zb = NormalDist().inv_cdf(1 - alpha), NormalDist().inv_cdf(power)
     if r.kind == "binary":
         psi = max((r.detail.get("adapter_only", 0) + r.detail.get("base_only", 0)) / max(r.n, 1), 1 / max(r.n, 1))
-        n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - r.diff ** 2, 0.0))) ** 2 / gap ** 2
+        n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - diff ** 2, 0.0))) ** 2 / gap ** 2
     else: n = (za + zb) ** 2 * (r.sd_diff or 0.0) ** 2 / gap ** 2
     return max(MIN_N, math.ceil(n))
 
@@ -223,7 +230,8 @@ def acceptance_verdict(results: dict[str, PairedResult], domain_benchmark: str, 
         if rule == "noninferiority":
             lo, hi = r.margin_ci if r.margin_ci else r.diff_ci
             state, need = noninferiority(r, tolerance), items_needed(r, tolerance)
-            text = (f"{name}: adapter {r.adapter:.3f} vs base {r.base:.3f}, diff {r.diff:+.3f}, one-sided 95% bounds "
+            on = f" of {r.margin_metric}" if r.margin_metric else ""
+            text = (f"{name}: adapter {r.adapter:.3f} vs base {r.base:.3f}, diff {r.diff:+.3f}, one-sided 95% bounds{on} "
                     f"[{lo:+.3f}, {hi:+.3f}] vs margin −{tolerance:.2f} (n = {r.n})")
             if state == "worse": text += f" — worse than the base model by more than {tolerance:.2f} out of domain"
             elif state == "undecided":
