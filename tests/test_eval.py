@@ -222,6 +222,23 @@ def test_eval_base_alone(project):
     assert s["metric"] == "rougeL" and 0 <= s["base"]["rougeL"] <= 1 and s["base_ci"][0] <= s["base"]["rougeL"] <= s["base_ci"][1]
 
 @pytest.mark.slow
+def test_eval_unusable_judge_leaves_writing_to_the_reference_likelihood(project):
+    "A configured judge that disagrees with itself across the two orders decides nothing: the report says so by name."
+    from locollm.gguf.model import base_model_path
+    from locollm.registry import Registry
+    judge = base_model_path(Registry.load(project/"registry.yaml"))   # the 270M model: it picks the first answer it reads
+    r = loco(project, "eval", "rand-math", "--benchmarks", "gsm8k,writing", "--limit", "3", "--max-tokens", "16",
+             "--threads", "1", "--judge", str(judge), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert [b["name"] for b in d["benchmarks"]] == ["gsm8k", "writing-judge", "writing-loglik"]
+    j = d["benchmarks"][1]["judge"]
+    assert not j["usable"] and j["note"] == f"judge unusable: consistent on {j['consistency']:.0%} of pairs"
+    assert d["settings"]["writing"] == f"writing-loglik: {j['note']}"
+    assert all(b["n"] == 3 and b["paired"] for b in d["benchmarks"])
+    assert d["benchmarks"][2]["paired"]["margin_metric"] == "ref_token_prob"
+
+@pytest.mark.slow
 def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):
     from locollm.evals.evaluate import evaluate_adapter
     from locollm.registry import Registry, promote

@@ -117,7 +117,8 @@ def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Route
                     misrouting_cost=float(oracle[b].mean() - s.mean()),
                 )
             )
-            comp[b] = (r.adapter, r.diff, (weights or {}).get(bench.domain, 1.0))
+            if bench.margin_metric is None:   # the composite averages fractions only (not nats)
+                comp[b] = (r.adapter, r.diff, (weights or {}).get(bench.domain, 1.0))
         w = sum(x[2] for x in comp.values())
         rows.append(
             dict(
