@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'TEST_FRACTION', 'VALIDATION_FRACTION', 'SUMMARY_MAX_PROMPT_CHARS', 'WRITING_MAX_PROMPT_CHARS',
            'MBPP_PROMPT', 'WRITING_FILES', 'NGRAM', 'BOILERPLATE_ITEMS', 'Example', 'domain_sources', 'clean_t0',
-           'gsm8k_answer', 'writing_request', 'mbpp_prompt', 'load_split', 'ngrams', 'HeldOut', 'heldout_index',
-           'decontaminate', 'SourceStats', 'PreparedData', 'prepare']
+           'gsm8k_answer', 'writing_request', 'gsm8k_program', 'program_value', 'as_programs', 'mbpp_prompt',
+           'load_split', 'ngrams', 'HeldOut', 'heldout_index', 'decontaminate', 'SourceStats', 'PreparedData',
+           'prepare']
 
 # %% ../../nbs/50_training.data.ipynb #45ff9409
-import hashlib, json, re
+import ast, dataclasses, hashlib, json, keyword, operator, re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -89,10 +90,89 @@ def writing_request(row: dict) -> str:
     inp = (row.get("input") or "").strip()
     return row["instruction"].strip() + (f"\n\n{inp}" if inp else "")
 
+# %% ../../nbs/50_training.data.ipynb #cc262d22
+_CALC = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ARITHMETIC = re.compile(r"[\d.+\-*/() ]+")
+_NAME_STOPWORDS = set("a an the of in on at to for and or is are was were be he she they it his her their its this that "
+                      "so then each per with from by as more than total altogether left now".split())
+
+def _number(s: str) -> float | None:
+    try: return float(s.replace(",", "").replace("$", "").strip())
+    except ValueError: return None
+
+def _step_name(after: str, k: int, used: set[str]) -> str:
+    "A variable name from the words after a step's result (`24 clips in May` → `clips_may`), else `v{k}`; unique."
+    words = [w for w in re.findall(r"[a-z]+", after.lower())[:4] if w not in _NAME_STOPWORDS][:3]
+    name = "_".join(words)
+    if not name or keyword.iskeyword(name) or name in ("print", "v"): name = f"v{k}"
+    stem, j = name, 2
+    while name in used: name, j = f"{stem}_{j}", j + 1
+    return name
+
+def gsm8k_program(question: str, worked: str, names: str = "steps", comments: bool = False) -> str | None:
+    """A Python program for the GSM8K worked answer `worked`: one assignment per calculator annotation, earlier results
+    used by name, a `print` of the last step. `names`: `steps` (v1, v2, …) or `words`. None when there is no annotation
+    or one is not plain arithmetic."""
+    if names not in ("steps", "words"): raise LocoError(f"unknown program names '{names}'", "use steps or words")
+    stated = {_number(x) for x in _NUMBER.findall(question.replace(",", ""))}
+    results, used, lines, name = {}, set(), [], None
+    for line in worked.split("####")[0].splitlines():
+        for j, m in enumerate(_CALC.finditer(line)):
+            expr = m.group(1).replace(",", "").replace("$", "").replace("x", "*").replace("×", "*").replace("÷", "/")
+            if not _ARITHMETIC.fullmatch(expr) or not expr.strip(): return None
+            by_name = lambda t: results.get(v, t.group()) if (v := _number(t.group())) not in stated else t.group()
+            name = f"v{len(used) + 1}" if names == "steps" else _step_name(line[m.end():], len(used) + 1, used)
+            if comments and j == 0: lines.append("# " + _CALC.sub("", line).strip())
+            lines.append(f"{name} = {_NUMBER.sub(by_name, expr.strip())}")
+            used.add(name)
+            if (value := _number(m.group(2))) is not None: results[value] = name
+    return None if name is None else "\n".join(lines + [f"print({name})"]) + "\n"
+
+# %% ../../nbs/50_training.data.ipynb #4771b15b
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+def _arith(node, env: dict) -> float:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float): return node.value
+    if isinstance(node, ast.Name): return env[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _arith(node.operand, env)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        a, b = _arith(node.left, env), _arith(node.right, env)
+        if isinstance(node.op, ast.Pow) and abs(b) > 64: raise ValueError("exponent too large")
+        return _OPS[type(node.op)](a, b)
+    raise ValueError(f"not arithmetic: {type(node).__name__}")
+
+def program_value(program: str) -> float | None:
+    "What a converted program prints, worked out without running it; None if it is not assignments and one `print`."
+    env, printed = {}, None
+    try:
+        for st in ast.parse(program).body:
+            if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+                env[st.targets[0].id] = _arith(st.value, env)
+            elif (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and getattr(st.value.func, "id", None) == "print"
+                  and len(st.value.args) == 1 and printed is None): printed = _arith(st.value.args[0], env)
+            else: return None
+    except (ValueError, KeyError, ArithmeticError, SyntaxError, TypeError): return None
+    return None if printed is None else float(printed)
+
+def as_programs(rows: list[Example], names: str = "steps", comments: bool = False) -> tuple[list[Example], int]:
+    "GSM8K rows with their worked answers as programs that print the reference answer, and how many could not be."
+    kept = []
+    for e in rows:
+        p = gsm8k_program(e.prompt, e.meta.get("worked", ""), names, comments)
+        want = _number(e.meta.get("worked", "").rsplit("####", 1)[-1])
+        if p is not None and want is not None and (got := program_value(p)) is not None and abs(got - want) < 1e-6:
+            kept.append(dataclasses.replace(e, reference=p))
+    return kept, len(rows) - len(kept)
+
 # %% ../../nbs/50_training.data.ipynb #00f6fa00
 def _read_math(root: Path):
     for i, r in enumerate(_jsonl(root/"gsm8k"/"train.jsonl")):
-        yield Example(f"gsm8k/train/{i}", "math", "gsm8k", r["question"].strip(), gsm8k_answer(r["answer"])), \
+        yield Example(f"gsm8k/train/{i}", "math", "gsm8k", r["question"].strip(), gsm8k_answer(r["answer"]),
+                      {"worked": r["answer"]}), \
               "validation" if seeded_unit(SPLIT_SEED + 1, _norm(r["question"])) < 0.02 else "train"
     for i, r in enumerate(_jsonl(root/"gsm8k"/"test.jsonl")):
         yield Example(
