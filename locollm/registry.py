@@ -167,6 +167,7 @@ class AdapterIdentity(_Entry):
     version: str = "1.0.0"
     authors: list[str] = []
     semester: str | None = None
+    tool: Literal["python"] | None = None   # python: its answer is a program, run in the sandbox; what it prints answers
 
 # %% ../nbs/01_registry.ipynb #c1b6b5ec
 class AdapterCard(AdapterIdentity):

@@ -8,9 +8,11 @@ import dataclasses, functools, json, os, secrets, shutil, signal, subprocess, sy
 from dataclasses import dataclass
 from pathlib import Path
 from .core import LocoError
+from .answers import extract_code
 
 # %% auto #0
-__all__ = ['SandboxResult', 'Isolation', 'sandbox_isolation', 'require_isolation', 'run_sandboxed']
+__all__ = ['SandboxResult', 'Isolation', 'sandbox_isolation', 'require_isolation', 'run_sandboxed', 'ProgramAnswer',
+           'run_program']
 
 # %% ../nbs/03_sandbox.ipynb #6b86210b
 @dataclass
@@ -208,3 +210,27 @@ def run_sandboxed(program: str, timeout: float = 10.0, memory_mb: int = 1024, ma
     seconds. `max_disk_mb` caps its writable folder; without bubblewrap it refuses unless `allow_unsandboxed`."""
     iso = require_isolation(allow_unsandboxed)
     return _execute(iso, program, timeout, memory_mb, max_procs, max_file_mb, max_disk_mb)
+
+# %% ../nbs/03_sandbox.ipynb #390ddf21
+@dataclass
+class ProgramAnswer:
+    "A tool adapter's answer: the program it wrote, how its sandboxed run ended, what it printed and the answer."
+    program: str
+    status: str            # passed | failed | timeout, as in `SandboxResult`
+    output: str            # the end of what it printed
+    answer: str | None     # its last printed line (a whole number without `.0`); None when it failed or printed nothing
+
+    @property
+    def text(self) -> str: return self.answer if self.answer is not None else f"(the program {self.status}: no answer)"
+
+def _tidy_number(s: str) -> str:
+    try: v = float(s)
+    except ValueError: return s
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else str(round(v, 6))
+
+def run_program(answer_text: str, timeout: float = 5.0, allow_unsandboxed: bool = False) -> ProgramAnswer:
+    "Run the Python program in a model's answer in the sandbox; the last line it printed is the answer."
+    program = extract_code(answer_text).strip() + "\n"
+    r = run_sandboxed(program, timeout=timeout, memory_mb=256, allow_unsandboxed=allow_unsandboxed)
+    lines = r.stdout.strip().splitlines()
+    return ProgramAnswer(program, r.status, r.stdout[-2000:], _tidy_number(lines[-1].strip()) if r.passed and lines else None)
