@@ -10,6 +10,7 @@ import resource, sys, time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 from ..core import LocoError
+from ..sandbox import ProgramAnswer, run_program
 from ..registry import Registry
 from ..backends.base import Backend, ContextCut, Generation, make_backend
 from ..routing.base import GENERAL, RouteDecision, Router, get_router
@@ -32,9 +33,10 @@ class Answer:
     mode: str = "single"          # or "ensemble", "self-consistency k=…" (see `locollm.swarm.modes`)
     vote: dict | None = None      # how the answer was chosen, for voting modes
     cut: ContextCut | None = None  # what was cut from a prompt too long for the context (`Swarm(fit_context=True)`)
+    program: ProgramAnswer | None = None   # a tool adapter's program and its sandboxed run: the answer is what it printed
 
     @property
-    def text(self) -> str: return self.generation.text
+    def text(self) -> str: return self.program.text if self.program else self.generation.text
     @property
     def answered_by(self) -> str: return self.decision.adapter or "base model"
 
@@ -43,7 +45,7 @@ class Answer:
         g, d = self.generation, self.decision
         return {
             "query": self.query,
-            "answer": g.text,
+            "answer": self.text,
             "adapter": d.adapter,
             "domain": d.domain,
             "confidence": round(d.confidence, 4),
@@ -60,6 +62,7 @@ class Answer:
             "mode": self.mode,
             "vote": self.vote,
             "context_cut": asdict(self.cut) | {"note": str(self.cut)} if self.cut else None,
+            "program": asdict(self.program) if self.program else None,
         }
 
 # %% ../../nbs/40_swarm.core.ipynb #76355040
@@ -110,5 +113,6 @@ class Swarm:
         prompt, cut = self.prompt(query, d, use_re2), None
         if self.fit_context: prompt, cut = self.backend.fit(prompt, max_tokens)
         g = self.backend.generate(prompt, d.adapter, on_token=on_token, max_tokens=max_tokens, **gen)
+        tool = self.registry.adapter(d.adapter).tool if d.adapter else None
         return Answer(query=query, decision=d, generation=g, total_ms=(time.perf_counter() - t0) * 1000,
-                      peak_rss_bytes=peak_rss_bytes(), cut=cut)
+                      peak_rss_bytes=peak_rss_bytes(), cut=cut, program=run_program(g.text) if tool == "python" else None)
