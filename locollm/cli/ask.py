@@ -17,6 +17,7 @@ from .common import (MAX_TOKENS, app, backend_arg, console, load_registry, mb, n
 def _footer(a) -> str:
     d, g = a.decision, a.generation
     mode = "" if a.mode == "single" else f"{a.mode}, {a.vote['method']} vote, support {a.vote['support']:.2f} · "
+    if a.program: mode += f"ran its program: {a.program.status} · "
     return (
         f"[dim]— {a.answered_by} · {mode}domain {d.domain} · confidence {d.confidence:.2f} ({d.router}) · "
         f"{a.total_ms/1000:.2f} s · {g.completion_tokens} tokens, {g.tokens_per_s:.0f} tok/s · peak RAM {mb(a.peak_rss_bytes)}[/]"
@@ -49,6 +50,7 @@ def ask(question: str = typer.Argument(..., help="Your question."),
         sc: int = typer.Option(0, "--sc", min=0, max=64, help="Self-consistency: K samples from one adapter; vote."),
         temperature: float = typer.Option(0.7, "--temperature", min=0, max=2, help="Sampling temperature for --sc."),
         use_re2: bool = typer.Option(False, "--re2", help="RE2: repeat the question in the prompt."),
+        show_work: bool = typer.Option(False, "--show-work", help="Show the program a tool adapter wrote and ran."),
         as_json: bool = typer.Option(False, "--json", help="Print answer, adapter, confidence and timings as JSON.")):
     "Route QUESTION to the best adapter (or the base model) and answer it."
     from locollm.swarm.modes import ensemble as ask_ensemble, self_consistency
@@ -64,7 +66,11 @@ def ask(question: str = typer.Argument(..., help="Your question."),
         on_token = (lambda t: (sys.stdout.write(t), sys.stdout.flush())) if stream and not as_json else None
         a = swarm.ask(question, adapter=adapter, max_tokens=max_tokens, on_token=on_token, use_re2=use_re2)
     if as_json: return print_json(a.to_dict())
-    print() if stream and a.mode == "single" else print(a.text)
+    streamed = stream and a.mode == "single"
+    if streamed: print()
+    if a.program and show_work and not streamed: print(a.program.program, end="")
+    if a.program: print(f"= {a.text}" if show_work or streamed else a.text)   # the program was shown: its answer
+    elif not streamed: print(a.text)
     _note(a)
     console.print(_footer(a), soft_wrap=True)
 
