@@ -13,7 +13,7 @@ from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark
-from ..sandbox import require_isolation
+from ..sandbox import ProgramAnswer, require_isolation, run_program
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
 from ..leaderboard import format_value
 
@@ -262,8 +262,9 @@ def greedy_params(bench: Benchmark, seed: int = 0, max_tokens: int | None = None
 # %% ../../nbs/63_evals.evaluate.ipynb #2eaca12c
 def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCard | None, judge=None, seed: int = 0,
                   max_tokens: int | None = None, advance: Callable[[], None] = lambda: None,
-                  store: GenerationCache | None = None) -> list[dict]:
-    "Generate and score the answers of the base model (and of the adapter of `card`) to `items`."
+                  store: GenerationCache | None = None, allow_unsandboxed: bool = False) -> list[dict]:
+    """Generate and score the answers of the base model (and of the adapter of `card`) to `items`; a tool adapter's
+    answer is what its program printed in the sandbox (runs cached by program)."""
     params = greedy_params(bench, seed, max_tokens)
     rows, errors = [], []
     def ask(prompt, ad):
@@ -276,6 +277,11 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
         else:
             base_out = ask(it.prompt, None)
             ad_out = ask(card.prompt(it.prompt), card.name) if card else None
+        program = None
+        if ad_out is not None and getattr(card, "tool", None) == "python":
+            program = _memo(store or NoCache(), "program", {"v": 1, "output": ad_out},
+                            lambda: dataclasses.asdict(run_program(ad_out, allow_unsandboxed=allow_unsandboxed)))
+            ad_out = ProgramAnswer(**program).text
         score = lambda: bench.compare(it, ad_out, base_out, judge=judge)
         if bench.reads_logits: ma, mb = bench.measure(it, backend, card)    # cached by the backend
         elif store is None or hasattr(bench, "exec_cache"): ma, mb = score()
@@ -307,6 +313,7 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
                 "base_metrics": mb,
             }
             | ({"errors": list(errors)} if errors else {})
+            | ({"adapter_program": program} if program else {})
         )
         advance()
     return rows
@@ -604,7 +611,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     names = list(dict.fromkeys(gate_name(n) for n in _benchmarks(reg, benchmarks)))
     # generated code runs only sandboxed unless the user opted in: refuse before any model is loaded
     sandbox = (require_isolation(allow_unsandboxed_code).describe()
-               if any(hasattr(get_benchmark(n), "exec_cache") for n in names) else None)
+               if any(hasattr(get_benchmark(n), "exec_cache") for n in names) or (card and card.tool) else None)
     data = data_dir(reg.root)
     store = NoCache() if cache is False else cache if isinstance(cache, GenerationCache) else GenerationCache(cache)
     cb = cached_backend(reg, backend, store, threads)
@@ -639,7 +646,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                                      total=len(items))
                 tb = time.perf_counter()
                 rows = run_benchmark(bench, items, cb, card, judge_backend, seed, max_tokens,
-                                     advance=lambda: prog.advance(task), store=store)
+                                     advance=lambda: prog.advance(task), store=store,
+                                     allow_unsandboxed=allow_unsandboxed_code)
                 s = summarise(bench, rows, seed, store)
                 s["max_tokens"] = min(bench.max_tokens, max_tokens or bench.max_tokens)
                 s["seconds"], s["full_size"] = round(time.perf_counter() - tb, 3), len(bench.items())
