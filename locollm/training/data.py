@@ -349,6 +349,7 @@ class SourceStats:
     filtered: int = 0           # training rows dropped by the config's filters
     used: int = 0               # training rows kept (after `max_rows`)
     validation_decontaminated: int = 0
+    not_programs: int = 0       # training rows whose worked answer did not become a program (`program`)
 
 # %% ../../nbs/50_training.data.ipynb #7d1ff25d
 @dataclass
@@ -392,8 +393,9 @@ def _sample(rows: list[Example], k: int | None, seed: int) -> list[Example]:
 def prepare(domain: str, sources: list[str] | None = None, path: str | Path | None = None, licence: str | None = None,
             root: str | Path | None = None, max_rows: int | None = None, max_validation_rows: int | None = 64,
             min_reference_chars: int = 1, max_reference_chars: int | None = None, max_prompt_chars: int | None = None,
-            seed: int = 0) -> PreparedData:
-    "Decontaminated, filtered training and validation rows of `domain` with a per-source account."
+            seed: int = 0, program: tuple[str, bool] | None = None) -> PreparedData:
+    """Decontaminated, filtered training and validation rows of `domain` with a per-source account; `program`:
+    `(names, comments)` to turn GSM8K worked answers into programs (`as_programs`)."""
     root = Path(root) if root else data_dir()
     if path is not None:
         path = Path(path)
@@ -430,6 +432,12 @@ def prepare(domain: str, sources: list[str] | None = None, path: str | Path | No
         rows = [e for e, s in pairs if s == split]
         for e in rows:
             if split == "train": stats[e.source].available += 1
+        if program is not None:
+            programs, _ = as_programs(rows, *program)
+            if split == "train":
+                converted = {e.id for e in programs}
+                for e in rows: stats[e.source].not_programs += e.id not in converted
+            rows = programs
         kept, dropped = decontaminate(rows, ho)
         for e in dropped:
             if split == "train": stats[e.source].decontaminated += 1
