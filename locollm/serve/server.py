@@ -14,7 +14,7 @@ from collections import Counter, deque
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 import numpy as np
 import psutil
 from starlette.applications import Starlette
@@ -423,6 +423,7 @@ def _meta(d: RouteDecision, a=None, queue_ms: float | None = None) -> dict:
             "total_ms": round(a.total_ms, 1),
             "tokens_per_s": round(g.tokens_per_s, 1),
         }
+        if a.program: m["program"] = asdict(a.program)   # a tool adapter's program; the answer is what it printed
     return m
 
 # %% ../../nbs/71_serve.server.ipynb #30ace7d4
@@ -449,7 +450,7 @@ def _finish(g) -> str: return g.finish_reason if g.finish_reason in ("stop", "le
 # %% ../../nbs/71_serve.server.ipynb #635465fd
 def _completion_body(chat: bool, rid: str, d: RouteDecision, a, queue_ms: float) -> dict:
     g = a.generation
-    choice = {"index": 0, "message": {"role": "assistant", "content": g.text}} if chat else {"index": 0, "text": g.text}
+    choice = {"index": 0, "message": {"role": "assistant", "content": a.text}} if chat else {"index": 0, "text": a.text}
     return {
         "id": rid,
         "object": "chat.completion" if chat else "text_completion",
@@ -608,6 +609,7 @@ async def answer(self: SwarmServer, request: Request, writer, query: str, prompt
                     started = True
                     yield writer.token(d, t)
             elif kind == "done":
+                if value.program: yield writer.token(d, f"\n= {value.text}")   # after the streamed program, its answer
                 self._account(value, d)
                 yield writer.end(d, value, queue_ms)
                 state["done"] = True
@@ -821,7 +823,7 @@ class OllamaWriter:
         }
 
     def whole(self, d: RouteDecision, a, queue_ms: float) -> dict:
-        return self.obj(d.adapter or "base", a.generation.text, True, **self.stats(a), locollm=_meta(d, a, queue_ms))
+        return self.obj(d.adapter or "base", a.text, True, **self.stats(a), locollm=_meta(d, a, queue_ms))
     def start(self, d: RouteDecision, queue_ms: float) -> str:
         return _ndjson(self.obj(d.adapter or "base", "", False, locollm=_meta(d, queue_ms=queue_ms)))
     def token(self, d: RouteDecision, text: str) -> str: return _ndjson(self.obj(d.adapter or "base", text, False))
