@@ -237,6 +237,7 @@ def test_eval_unusable_judge_leaves_writing_to_the_reference_likelihood(project)
     assert d["settings"]["writing"] == f"writing-loglik: {j['note']}"
     assert all(b["n"] == 3 and b["paired"] for b in d["benchmarks"])
     assert d["benchmarks"][2]["paired"]["margin_metric"] == "ref_token_prob"
+    assert f"**{j['note']}.**" in Path(d["files"]["markdown"]).read_text()
 
 @pytest.mark.slow
 def test_eval_writes_registry_and_promote_refuses_rejected(project, monkeypatch):

@@ -446,13 +446,11 @@ def report_markdown(d: dict) -> str:
     if any(b["name"] == "writing-judge" for b in d["benchmarks"]):
         j = d["judge"]
         L += ["## The writing judge", "", f"Judge: {j['model']} (`--judge {j['spec']}`). **{j['note']}**", ""]
-        if (w := next(b for b in d["benchmarks"] if b["name"] == "writing-judge"))["adapter"]:
-            a = w["adapter"]
-            L += [
-                f"Agreement of the judge with itself across the two orders: {format_value(a.get('order_agreement'))}; "
-                f"share of verdicts for the first position: {format_value(a.get('first_position_rate'))} (0.5 = no position bias).",
-                "",
-            ]
+        if j := next(b for b in d["benchmarks"] if b["name"] == "writing-judge").get("judge"):
+            L += [f"The judge's two orders agreed on {j['consistency']:.0%} of the pairs (it decides only from "
+                  f"{JUDGE_MIN_CONSISTENCY:.0%}); share of its picks for the first position: "
+                  f"{format_value(j['first_position_rate'])} (0.5 = no position bias)."
+                  + (f" **{j['note']}.**" if j["note"] else ""), ""]
     s = d["settings"]
     L += [
         "## Settings",
