@@ -64,11 +64,17 @@ def load_eval_reports(results_dir: str | Path, adapters: list[str] | None = None
 def _ci(v, c) -> str: return f"{format_value(v)} [{format_value(c[0])}, {format_value(c[1])}]" if c and None not in c else format_value(v)
 
 # %% ../../nbs/64_evals.reports.ipynb #dc63939f
+def _bounds(p: dict) -> str:
+    "A paired result's one-sided 95% bounds of the difference, on the scale the margin is read on."
+    if not (m := p.get("margin_ci")): return "—"
+    return f"[{m[0]:+.3f}, {m[1]:+.3f}]" + (f" of {p['margin_metric']}" if p.get("margin_metric") else "")
+
 def eval_results_markdown(reports: list[dict]) -> str:
     "One table row per (adapter, benchmark) with scores, CIs, paired test and verdict; then how each row was made."
     lines = [
-        "| adapter | benchmark | metric | n | adapter [95% CI] | base [95% CI] | Δ | test, p | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| adapter | benchmark | metric | n | adapter [95% CI] | base [95% CI] | Δ | test, p | out of domain: one-sided 95% "
+        "bounds of Δ (margin −0.05) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         for b in r["benchmarks"]:
@@ -77,7 +83,8 @@ def eval_results_markdown(reports: list[dict]) -> str:
             lines.append(
                 f"| {r['adapter']} | {b['name']}{own} | {b['metric']} | {b['n']} | "
                 f"{_ci(p['adapter'], p['adapter_ci'])} | {_ci(p['base'], p['base_ci'])} "
-                f"| {p['diff']:+.3f} | {p['test']}, {format_value(p['p_value'], '{:.3g}')} | {(r['verdict'] or {}).get('status', '—')} |"
+                f"| {p['diff']:+.3f} | {p['test']}, {format_value(p['p_value'], '{:.3g}')} | {_bounds(p) if not own else '—'} "
+                f"| {(r['verdict'] or {}).get('status', '—')} |"
             )
     lines += ["", "Verdicts and how each row was made:", ""]
     for r in reports:
@@ -104,7 +111,9 @@ def eval_results_plot(reports: list[dict], path: str | Path | None = None):
     ax.set_xticks(x, [f"{a}\n{b['name']} ({b['metric']})" for a, b in rows], fontsize=7)
     if not rows:
         ax.text(0.5, 0.5, "no adapter reports yet", ha="center", va="center", transform=ax.transAxes, color="gray")
-    ax.set_ylim(0, 1); ax.set_ylabel("score"); ax.legend(fontsize=8); ax.set_title("Each adapter on its own domain's benchmark vs the base model")
+    spans = [v for _, b in rows for who in ("base", "adapter") for v in (b["paired"][who], *b["paired"][f"{who}_ci"])]
+    ax.set_ylim(min([0.0] + spans) * 1.05, max([1.0] + spans))   # a log-likelihood is below 0
+    ax.set_ylabel("score"); ax.legend(fontsize=8); ax.set_title("Each adapter on its own domain's benchmark vs the base model")
     fig.tight_layout()
     if path: save_png(fig, path)
     return fig
