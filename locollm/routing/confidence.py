@@ -46,7 +46,7 @@ class ConfidenceRouter(Router):
     def scores(self, query: str) -> dict[str, float]: return self.base.scores(query)
 
     def _adapter(self, domain):
-        card = self.registry.active_adapter(domain) if domain != GENERAL else None
+        card = self.registry.answering_adapter(domain)
         return card.name if card else None
 
     def route(self, query: str) -> RouteDecision:
