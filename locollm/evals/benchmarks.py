@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 from ..core import LocoError, data_dir, read_jsonl, seeded_unit, import_dotted
-from ..answers import gsm8k_scores
+from ..answers import GSM8K_FLEXIBLE, gsm8k_scores, harness_exact_match, regex_extract
 
 # %% auto #0
 __all__ = ['SUMMARY_SEED', 'SUMMARY_TEST_FRACTION', 'SUMMARY_MAX_PROMPT_CHARS', 'WRITING_FILES', 'WRITING_SEED',
@@ -17,7 +17,7 @@ __all__ = ['SUMMARY_SEED', 'SUMMARY_TEST_FRACTION', 'SUMMARY_MAX_PROMPT_CHARS', 
            'ALIASES', 'Item', 'seeded_subset', 'Benchmark', 'GSM8K', 'split_by_source', 'summary_key',
            'summarisation_split', 'rouge_scores', 'Summarisation', 'writing_request', 'writing_key', 'writing_split',
            'parse_score', 'parse_choice', 'judge_score', 'judge_prefer', 'pairwise_verdict', 'Writing',
-           'reference_likelihood', 'WritingLoglik', 'judge_calibration', 'General', 'get_benchmark']
+           'reference_likelihood', 'WritingLoglik', 'judge_calibration', 'General', 'get_benchmark', 'JsonlBenchmark']
 
 # %% ../../nbs/60_evals.benchmarks.ipynb #a8274f12
 @dataclass
@@ -371,9 +371,54 @@ ALIASES = {
     "judge": "writing-judge",
 }
 
-def get_benchmark(name: str, **kw) -> Benchmark:
-    "The benchmark called `name` (or one of its aliases)."
-    key = name if name in BENCHMARKS else ALIASES.get(name.lower())
+def get_benchmark(name: str, root: str | Path | None = None, **kw) -> Benchmark:
+    """The benchmark called `name` (or one of its aliases), a JSONL benchmark `jsonl:SCORER:PATH` (a relative PATH
+    starts at `root`) or a `Benchmark` subclass by dotted path."""
+    if name.startswith("jsonl:"):
+        _, scorer, path = (name.split(":", 2) + ["", ""])[:3]
+        if not path: raise LocoError(f"'{name}' names no file", "write a JSONL benchmark as jsonl:SCORER:PATH")
+        return JsonlBenchmark(path, scorer, root, **kw)
+    key = name if name in BENCHMARKS else ALIASES.get(name.lower(), name if "." in name else None)
     if key is None:
-        raise LocoError(f"unknown benchmark '{name}'", f"use one of: {', '.join(BENCHMARKS)} (or {', '.join(ALIASES)})")
-    return import_dotted(BENCHMARKS[key], "benchmark", "reinstall locollm (`pip install -e .`)")(**kw)
+        raise LocoError(f"unknown benchmark '{name}'", f"use one of: {', '.join(BENCHMARKS)} (or {', '.join(ALIASES)}), "
+                        "jsonl:SCORER:PATH or a dotted path like mypkg.benches.MyBench")
+    cls = import_dotted(BENCHMARKS.get(key, key), "benchmark", "use a built-in benchmark or a dotted path to a Benchmark subclass")
+    if not (isinstance(cls, type) and all(callable(getattr(cls, m, None)) for m in ("items", "load", "compare"))):
+        raise LocoError(f"'{name}' is not a benchmark class", "subclass locollm.evals.benchmarks.Benchmark")
+    return cls(**kw)
+
+# %% ../../nbs/60_evals.benchmarks.ipynb #71521cde
+def _contains(output: str, reference: str) -> float: return float(reference.strip().lower() in output.lower())
+def _exact(output: str, reference: str) -> float: return float(output.strip().lower() == reference.strip().lower())
+def _number(output: str, reference: str) -> float:
+    return harness_exact_match(regex_extract(output, GSM8K_FLEXIBLE, -1), reference)
+
+class JsonlBenchmark(Benchmark):
+    "A benchmark from a JSONL file of prompts and references, scored by one of `SCORERS` (`jsonl:SCORER:PATH`)."
+    SCORERS = {"number": _number, "exact": _exact, "contains": _contains,
+               "rougeL": lambda o, r: rouge_scores(o, r)["rougeL"], "tests": None}
+
+    def __init__(self, path: str | Path, scorer: str, root: str | Path | None = None, data=None):
+        if scorer not in self.SCORERS:
+            raise LocoError(f"unknown scorer '{scorer}' for a JSONL benchmark", f"use one of: {', '.join(self.SCORERS)}")
+        super().__init__(data)
+        self.path, self.metric = Path(root or ".")/path, scorer
+        self.name, self.kind = f"jsonl:{scorer}:{path}", "continuous" if scorer == "rougeL" else "binary"
+        self.description = f"{path}: prompts and references, scored by {scorer}"
+        if scorer == "tests": self.exec_cache, self.allow_unsandboxed = None, False   # answers run in the sandbox
+
+    def items(self) -> list[Item]:
+        if not self.path.is_file():
+            raise LocoError(f"benchmark file {self.path} does not exist", "fix the path in the domain's `benchmark`")
+        rows = read_jsonl(self.path)
+        if bad := next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict) or not all(
+                isinstance(r.get(k), str) and r[k].strip() for k in ("prompt", "reference"))), None):
+            raise LocoError(f"{self.path}:{bad}: a row needs a non-empty `prompt` and `reference`", "fix that line")
+        return [Item(str(r.get("id") or f"{self.path.stem}/{i}"), r["prompt"], r["reference"]) for i, r in enumerate(rows)]
+
+    def score(self, item: Item, output: str) -> dict[str, float]:
+        if self.metric != "tests": return {self.metric: self.SCORERS[self.metric](output, item.reference)}
+        from locollm.sandbox import run_sandboxed
+        from locollm.answers import extract_code
+        run = run_sandboxed(f"{extract_code(output)}\n\n{item.reference}\n", allow_unsandboxed=self.allow_unsandboxed)
+        return {"tests": float(run.passed)}

@@ -636,7 +636,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     try:
         with progress_bar(enabled=progress) as prog:
             def run(name: str, n: int | None, extends: bool = False) -> dict:
-                bench = get_benchmark(name, data=data)
+                bench = get_benchmark(name, root=reg.root, data=data)
+                bench.domain = bench.domain or next((d.name for d in reg.data.domains if d.benchmark == name), "")
                 if hasattr(bench, "exec_cache"):
                     bench.exec_cache, bench.allow_unsandboxed = store.namespace("sandbox"), allow_unsandboxed_code
                 items = bench.load(n, seed)
