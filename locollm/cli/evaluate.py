@@ -41,8 +41,8 @@ def _table(d: dict) -> Table:
     return t
 
 # %% ../../nbs/94_cli.evaluate.ipynb #d2e3f4a5
-benchmarks_arg = checked(lambda v: len(v) <= 1000 and re.fullmatch(r"[\w.-]+(,[\w.-]+)*,?", v.strip()),
-                         "is not a list of benchmark names like gsm8k,humaneval")
+benchmarks_arg = checked(lambda v: len(v) <= 1000 and re.fullmatch(r"[\w.:/-]+(,[\w.:/-]+)*,?", v.strip()),
+                         "is not a list of benchmark names like gsm8k,humaneval or jsonl:number:my.jsonl")
 judge_arg = checked(lambda v: v == "base" or re.fullmatch(r"ollama:[\w.:/-]{1,200}", v)
                               or path_ok(v, "file", exists=True),
                     "is not a judge: base, ollama:MODEL or the path of a GGUF model that exists")
@@ -56,7 +56,7 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
           benchmarks: Optional[List[str]] = typer.Option(
               None, "--benchmarks", callback=benchmarks_arg,
               help="Benchmarks, comma-separated or repeated (default: every domain's). gsm8k, humaneval, "
-                   "summarisation, writing; math-code (cross-domain)."),
+                   "summarisation, writing; math-code (cross-domain); jsonl:SCORER:PATH."),
           limit: Optional[int] = typer.Option(
               None, "--limit", "-n", min=1, max=COUNT_MAX,
               help="Items per benchmark, a fixed seeded subset (default: gsm8k 250, the others all)."),
