@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 import typer
+from rich import box
 from rich.table import Table
 from ..registry import Registry, RegistryError, promote
+from ..leaderboard import domain_score, format_value
 from .common import (adapters_app, app, console, load_registry, mb, name_arg, path_arg, print_json,
                                 registry_app, state, text_arg)
 
@@ -34,26 +36,24 @@ def validate(path: Optional[Path] = typer.Argument(None, callback=path_arg("file
     if issues: raise typer.Exit(1)
 
 # %% ../../nbs/90b_cli.registry.ipynb #4597342c
-def _score_text(card) -> str:
-    return (
-        ", ".join(
-            f"{s.benchmark} {s.value:.3f}" + (f" (base {s.baseline:.3f})" if s.baseline is not None else "")
-            for s in card.scores
-        )
-        or "—"
-    )
+def _own_score(reg, card) -> str:
+    "The adapter's latest score on its domain's benchmark against the base model's on the same items, with p and n."
+    s = domain_score(card, reg.domain(card.domain).benchmark)
+    if s is None: return "not evaluated"
+    return f"{s.value:.3f} vs {format_value(s.baseline)} (p {format_value(s.p_value, '{:.2g}')}, n {s.n})"
 
 @adapters_app.command("list")
 def list_adapters(domain: Optional[str] = typer.Option(None, "--domain", "-d", callback=name_arg,
                                                        help="Only this domain."),
                   as_json: bool = typer.Option(False, "--json", help="Print the adapter cards as JSON.")):
-    "List registered adapters, with status, active flag and scores."
+    """List registered adapters: status, active flag, and the score on their own domain's benchmark against the base
+    model's (every score, the version and the licence: `--json`)."""
     reg = load_registry()
     cards = reg.adapters(domain)
     if as_json: return print_json([c.model_dump(mode="json") for c in cards])
-    t = Table(title=f"Adapters on {reg.data.base_model.name}" + (f" — {domain}" if domain else ""))
-    for col in ("name", "domain", "version", "status", "active", "scores", "licence"): t.add_column(col)
-    for c in cards: t.add_row(c.name, c.domain, c.version, c.status, "●" if c.active else "", _score_text(c), c.licence)
+    t = Table(title=f"Adapters on {reg.data.base_model.name}" + (f" — {domain}" if domain else ""), box=box.SIMPLE)
+    for col in ("name", "domain", "status", "active", "own benchmark: adapter vs base"): t.add_column(col)
+    for c in cards: t.add_row(c.name, c.domain, c.status, "●" if c.active else "", _own_score(reg, c))
     console.print(
         t
         if cards
