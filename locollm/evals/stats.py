@@ -164,8 +164,18 @@ def paired_test(adapter, base, kind: str = "binary", seed: int = 0, n_boot: int 
                         pb["diff"], pb["ci"], test, p, detail, margin, sd, margin_metric if margin_scores is not None else None)
 
 # %% ../../nbs/62_evals.stats.ipynb #c227509d
+def _tango_items(r: PairedResult, margin: float, cap: int = 20_000) -> int | None:
+    "The fewest items at which the gate's own interval (Tango, continuity-corrected) clears `margin` at the observed rates."
+    pb, pc = r.detail.get("adapter_only", 0) / r.n, r.detail.get("base_only", 0) / r.n
+    n = r.n
+    while n <= cap:
+        if tango_ci(round(pb * n), round(pc * n), n, 0.90, 0.5)[0] > -margin: return n
+        n += max(1, n // 100)
+    return None
+
 def items_needed(r: PairedResult, margin: float = 0.05, power: float = 0.8, alpha: float = 0.05) -> int | None:
-    "Items for the one-sided non-inferiority test at `margin` to succeed with `power`, if the observed difference is true."
+    """Items for the one-sided non-inferiority test at `margin` to succeed with `power`, if the observed difference is
+    true (for pass/fail metrics, never fewer than the gate's own interval needs at the observed rates)."""
     diff = r.detail.get("margin_diff", r.diff)   # the difference on the scale the margin is read on
     gap = diff + margin
     if not gap > 0: return None
@@ -173,6 +183,8 @@ def items_needed(r: PairedResult, margin: float = 0.05, power: float = 0.8, alph
     if r.kind == "binary":
         psi = max((r.detail.get("adapter_only", 0) + r.detail.get("base_only", 0)) / max(r.n, 1), 1 / max(r.n, 1))
         n = (za * math.sqrt(psi) + zb * math.sqrt(max(psi - diff ** 2, 0.0))) ** 2 / gap ** 2
+        if (exact := _tango_items(r, margin)) is None: return None
+        n = max(n, exact)
     else: n = (za + zb) ** 2 * (r.sd_diff or 0.0) ** 2 / gap ** 2
     return max(MIN_N, math.ceil(n))
 
