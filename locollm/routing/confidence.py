@@ -58,7 +58,7 @@ class ConfidenceRouter(Router):
         if p1 < self.threshold:
             why = f"confidence {p1:.2f} < {self.threshold:.2f}"
             overlap = GENERAL not in (l1, l2) and p1 - p2 <= self.margin and p1 + p2 >= self.threshold
-            pick = next((l for l in (l1, l2) if overlap and self._adapter(l)), None)
+            pick = next((l for l in (l1, l2) if overlap and self.registry.active_adapter(l)), None)   # a specialist
             if pick:
                 domain, fallback = pick, f"{why}: overlap of {l1}/{l2}, " + ("top domain" if pick == l1 else "second-best domain")
             else:
