@@ -50,8 +50,9 @@ class Router:
         "Route `query` to a domain and its active adapter (or the base model)."
         t0 = time.perf_counter()
         if isinstance(query, bytes): query = query.decode("utf-8", "replace")
-        s = self.scores(query if isinstance(query, str) else str(query))
-        domain, conf = self.decide(s)
+        query = query if isinstance(query, str) else str(query)
+        s = self.scores(query)
+        domain, conf = self.decide(s) if query.strip() else (GENERAL, 1.0)   # nothing asked: no specialist
         card = self.registry.answering_adapter(domain)
         return RouteDecision(domain=domain, adapter=card.name if card else None, confidence=float(conf),
                              scores=s, router=self.name, ms=(time.perf_counter() - t0) * 1000)
