@@ -4,8 +4,8 @@ Run: `python tools/stop_drift.py REV` after re-running `loco eval` for the commi
 are the same in every adapter's report, so per benchmark this pools every `benchmarks/results/*/items.jsonl` at git
 revision REV (the old decoding) and those of the working tree that changed since (the reports run again), keeps the
 items both have, and compares the new base-model scores with the old on the same items with the benchmark's paired
-test. Prints a markdown table with the old score's 95% interval and whether the new score fell below it. Judge verdicts (writing-judge) are left out:
-they are not scores of the base model's answers alone."""
+test. Prints a markdown table with the old score's 95% interval and whether the new score fell below it. Judge
+verdicts (writing-judge) are left out: they are not scores of the base model's answers alone."""
 import json, subprocess, sys
 from pathlib import Path
 from locollm.evals.benchmarks import get_benchmark
@@ -24,8 +24,8 @@ def base_scores(lines: list[str]) -> dict[tuple[str, str], float]:
     return out
 
 def at_revision(rev: str) -> dict:
-    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", "--full-name", rev, "--", str(RESULTS)], capture_output=True,
-                           text=True, check=True, cwd=RESULTS).stdout.split()
+    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", "--full-name", rev, "--", str(RESULTS)],
+                           capture_output=True, text=True, check=True, cwd=RESULTS).stdout.split()
     out = {}
     for f in (f for f in files if f.endswith("items.jsonl")):
         text = subprocess.run(["git", "show", f"{rev}:{f}"], capture_output=True, text=True, check=True,
