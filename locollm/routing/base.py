@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_ROUTE_CHARS', 'EDGE_CHARS', 'REQUEST_CHARS', 'ROUTERS', 'WRAPPERS', 'RouteDecision', 'Router', 'trie_regex',
-           'KeywordRouter', 'get_router']
+           'KeywordRouter', 'get_router', 'GENERAL']
 
 # %% ../../nbs/30_routing.base.ipynb #07b3cb0c
 import re, time, warnings
 from dataclasses import dataclass, field
 from ..core import LocoError, import_dotted
 from ..registry import GENERAL, PATTERN_TIMEOUT_S, Registry, cue_regex
+_all_ = ["GENERAL"]   # the label of queries no specialist is for, defined with the registry, named with the routers
 
 # %% ../../nbs/30_routing.base.ipynb #bba0d67e
 @dataclass
