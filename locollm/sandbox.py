@@ -233,4 +233,5 @@ def run_program(answer_text: str, timeout: float = 5.0, allow_unsandboxed: bool 
     program = extract_code(answer_text).strip() + "\n"
     r = run_sandboxed(program, timeout=timeout, memory_mb=256, allow_unsandboxed=allow_unsandboxed)
     lines = r.stdout.strip().splitlines()
-    return ProgramAnswer(program, r.status, r.stdout[-2000:], _tidy_number(lines[-1].strip()) if r.passed and lines else None)
+    answer = _tidy_number(lines[-1].strip()) if r.passed and lines else None
+    return ProgramAnswer(program, r.status, r.stdout[-2000:], answer)

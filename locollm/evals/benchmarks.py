@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 from ..core import LocoError, data_dir, read_jsonl, seeded_unit, import_dotted
-from ..answers import GSM8K_FLEXIBLE, gsm8k_scores, harness_exact_match, regex_extract
+from ..answers import gsm8k_scores
 
 # %% auto #0
 __all__ = ['SUMMARY_SEED', 'SUMMARY_TEST_FRACTION', 'SUMMARY_MAX_PROMPT_CHARS', 'WRITING_FILES', 'WRITING_SEED',
@@ -382,7 +382,8 @@ def get_benchmark(name: str, root: str | Path | None = None, **kw) -> Benchmark:
     if key is None:
         raise LocoError(f"unknown benchmark '{name}'", f"use one of: {', '.join(BENCHMARKS)} (or {', '.join(ALIASES)}), "
                         "jsonl:SCORER:PATH or a dotted path like mypkg.benches.MyBench")
-    cls = import_dotted(BENCHMARKS.get(key, key), "benchmark", "use a built-in benchmark or a dotted path to a Benchmark subclass")
+    cls = import_dotted(BENCHMARKS.get(key, key), "benchmark",
+                        "use a built-in benchmark or a dotted path to a Benchmark subclass")
     if not (isinstance(cls, type) and all(callable(getattr(cls, m, None)) for m in ("items", "load", "compare"))):
         raise LocoError(f"'{name}' is not a benchmark class", "subclass locollm.evals.benchmarks.Benchmark")
     return cls(**kw)
@@ -390,8 +391,7 @@ def get_benchmark(name: str, root: str | Path | None = None, **kw) -> Benchmark:
 # %% ../../nbs/60_evals.benchmarks.ipynb #71521cde
 def _contains(output: str, reference: str) -> float: return float(reference.strip().lower() in output.lower())
 def _exact(output: str, reference: str) -> float: return float(output.strip().lower() == reference.strip().lower())
-def _number(output: str, reference: str) -> float:
-    return harness_exact_match(regex_extract(output, GSM8K_FLEXIBLE, -1), reference)
+def _number(output: str, reference: str) -> float: return gsm8k_scores(output, reference)["exact_match_flexible"]
 
 class JsonlBenchmark(Benchmark):
     "A benchmark from a JSONL file of prompts and references, scored by one of `SCORERS` (`jsonl:SCORER:PATH`)."
