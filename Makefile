@@ -43,7 +43,7 @@ $(VENV)/.stamp-core-$(HASH): $(LLAMA) | $(BIN)/python
 # Everything the tests need. torch==2.13.0 first: it is the local CPU build; any other spec pulls GBs of CUDA.
 $(VENV)/.stamp-dev-$(HASH): $(LLAMA) | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs,hub,serve]'
+	$(BIN)/pip install -q -e '.[dev,train,ollama,notebooks,embed,docs,hub,serve,bench]'
 	touch $@
 
 # The docs-site test drives Debian's headless Chromium (no browser download at test time); generated code runs under
@@ -128,8 +128,11 @@ notebooks: setup-dev
 	  -y "{plot: ../$(ART)/adapters.png, results_md: ../$(ART)/adapters-RESULTS.md}"
 	test -s $(ART)/adapters.png
 	$(PM) benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
-	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
+	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, side_clients: '1,2', side_rounds: 1, side_max_tokens: 4, slots: 2, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
 	test -s $(ART)/serve_load/serve_load.json
+	$(PM) benchmarks/eval_batching.ipynb $(ART)/eval_batching.ipynb --cwd benchmarks \
+	  -y "{adapter: base, limit: 3, max_tokens: 8, slots: 2, results_dir: ../$(ART)/eval_batching, results_md: ../$(ART)/eval_batching/RESULTS.md}"
+	test -s $(ART)/eval_batching/eval_batching.json
 	$(PM) benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json

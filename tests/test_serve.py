@@ -435,3 +435,49 @@ def test_ollama_client_on_the_real_model(ol, server):
     whole = c.generate(model="code-a:latest", prompt="def add(a, b):", options={"num_predict": 6})
     parts = list(c.generate(model="code-a", prompt="def add(a, b):", options={"num_predict": 6}, stream=True))
     assert whole.model == "code-a" and "".join(p.response for p in parts).strip() == whole.response and parts[-1].eval_count == whole.eval_count
+
+# ---------------------------------------------------------------- --slots: one model, continuous batching (issue 24)
+
+@pytest.fixture(scope="module")
+def batched(proj):
+    s = Served(proj, "--slots", 4, "--queue-size", 16)
+    yield s
+    s.stop()
+
+def test_batched_server_answers_alone_exactly_and_routes_the_same_under_load(server, batched):
+    from concurrent.futures import ThreadPoolExecutor
+    asks = [(m, q) for q in (MATH_Q, GENERAL_Q, *SHORT[:4]) for m in ("auto", "base", "math-a", "code-a")]
+    def answers(s, clients):
+        c = s.client()
+        def one(mq):
+            r = chat(c, mq[0], mq[1], max_tokens=16)
+            return r.headers["x-locollm-adapter"], r.parse().choices[0].message.content
+        with ThreadPoolExecutor(clients) as ex: return list(ex.map(one, asks))
+    alone = answers(server, 1)
+    assert answers(batched, 1) == alone            # a batch of one: the single-request arithmetic, token for token
+    together = answers(batched, 8)                 # batched: other rounding (nbs/21a), the same routing, all answered
+    assert [a for a, _ in together] == [a for a, _ in alone] and all(t for _, t in together)
+    m = batched.metrics()
+    assert m["batch_slots"] == 4 and 1 < m["batch_size_mean"] <= 4, m
+    assert set(m["adapter_queue_depth"]) >= {"base", "math-a", "code-a"} and m["busy_slots"] == 0
+    text = httpx.get(batched.url + "/metrics", timeout=10).text
+    assert 'locollm_adapter_sequences{adapter="math-a"} 0' in text and "locollm_batch_size_mean" in text
+
+def test_batched_server_frees_a_slot_when_the_client_hangs_up(batched):
+    with httpx.stream("POST", batched.url + "/v1/chat/completions", timeout=60,
+                      json={"model": "base", "stream": True, "max_tokens": 400,
+                            "messages": [{"role": "user", "content": "Count from 1 to 200, one number per line."}]}) as r:
+        for line in r.iter_lines():
+            if '"content": "' in line and '"role"' not in line: break
+    t0 = time.time()
+    while time.time() - t0 < 20 and sum(batched.metrics()["adapter_sequences"].values()): time.sleep(0.1)
+    assert sum(batched.metrics()["adapter_sequences"].values()) == 0, "the abandoned sequence still decodes"
+    assert chat(batched.client(), "auto", MATH_Q).status_code == 200
+
+@pytest.mark.parametrize("extra, wrong", [(["--pool", "2"], "--pool"), (["--backend", "ollama"], "--backend"),
+                                          (["--upstream", "http://127.0.0.1:9/v1"], "--upstream")])
+def test_slots_go_with_one_llama_cpp_model_only(proj, extra, wrong):
+    r = subprocess.run([*LOCO, "--registry", str(proj), "serve", "--slots", "4", "--port", str(free_port()), *extra],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"--slots batches one llama.cpp model: it does not go with {wrong}" in r.stderr, r.stderr

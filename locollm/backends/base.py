@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AdapterSet', 'ELISION', 'BACKENDS', 'adapter_set', 'Generation', 'Backend', 'RegistryBackend', 'ContextOverflowError',
-           'ContextCut', 'make_backend']
+           'ContextCut', 'make_backend', 'generate_all']
 
 # %% ../../nbs/20_backends.base.ipynb #0e196991
 import warnings
@@ -139,8 +139,22 @@ def fit(self: RegistryBackend, prompt: str, max_tokens: int, raw: bool = False) 
 BACKENDS = {"llama.cpp": "locollm.backends.llamacpp.LlamaCppBackend", "ollama": "locollm.backends.ollama.OllamaBackend",
             "transformers": "locollm.backends.transformers.TransformersBackend"}
 
-def make_backend(registry: Registry, name: str = "llama.cpp", **kw) -> Backend:
-    "The backend called `name`, loaded with the registry's base model and adapters."
+def make_backend(registry: Registry, name: str = "llama.cpp", slots: int | None = None, **kw) -> Backend:
+    """The backend called `name`, loaded with the registry's base model and adapters; with `slots`, batching that
+    many requests at once (llama.cpp: `BatchedBackend`)."""
     if name not in BACKENDS: raise LocoError(f"unknown backend '{name}'", f"use one of: {', '.join(BACKENDS)}")
     klass = import_dotted(BACKENDS[name], "backend", f"pip install 'locollm[{name.replace('.', '')}]'")
-    return klass.from_registry(registry, **kw)
+    if slots is not None and not hasattr(klass, "batched"):
+        raise LocoError(f"the {name} backend does not batch requests", "leave out --slots, or use --backend llama.cpp")
+    b = klass.from_registry(registry, **kw)
+    return b.batched(slots) if slots is not None else b
+
+def generate_all(backend: Backend, requests: list[tuple[str, AdapterSet]], **params) -> list[Generation | ValueError]:
+    """Answers to `(prompt, adapters)` pairs: decoded together where the backend batches (`generate_many`), else one
+    by one; a request refused before decoding (a prompt too long for the context) gives its error in its place."""
+    if hasattr(backend, "generate_many"): return backend.generate_many(requests, **params)
+    out = []
+    for prompt, adapters in requests:
+        try: out.append(backend.generate(prompt, adapters, **params))
+        except ValueError as e: out.append(e)
+    return out

@@ -74,6 +74,9 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
           threads: Optional[int] = typer.Option(
               None, "--threads", min=1, max=1024,
               help="CPU threads for llama.cpp (default: all cores; use 1 on a busy machine)."),
+          slots: int = typer.Option(
+              8, "--slots", min=1, max=64,
+              help="llama.cpp: answers decoded together in one batch (1: one at a time; the answers are the same)."),
           out: Optional[Path] = typer.Option(None, "--out", callback=path_arg("dir"),
                                              help="Report folder (default: benchmarks/results/ADAPTER)."),
           cache: Optional[Path] = typer.Option(
@@ -111,6 +114,7 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         ood_rule=ood_rule,
         ood_limit=ood_limit,
         allow_unsandboxed_code=allow_unsandboxed_code,
+        slots=slots,
     )
     d = rep.to_dict()
     if as_json: return print_json(d)

@@ -43,7 +43,7 @@ def check_options(host: str = "127.0.0.1", port: int = 8000, pool: Optional[int]
                   queue_timeout: float = 120.0, api_key: Optional[str] = None, backend: str = "llama.cpp",
                   threads: Optional[int] = None, ctx: int = 2048, max_tokens_limit: int = 1024, history: int = 0,
                   max_request_bytes: int = 1 << 20, upstream: Optional[str] = None, upstream_map: Optional[Path] = None,
-                  upstream_api_key: Optional[str] = None, log_level: str = "warning") -> None:
+                  upstream_api_key: Optional[str] = None, log_level: str = "warning", slots: Optional[int] = None) -> None:
     "A one-line LocoError for the first bad `loco serve` option, before anything is loaded."
     from uvicorn.config import LOG_LEVELS
     from locollm.backends.base import BACKENDS
@@ -61,6 +61,11 @@ def check_options(host: str = "127.0.0.1", port: int = 8000, pool: Optional[int]
     require(threads is None or threads >= 1, "--threads", "an integer ≥ 1", 2, threads)
     require(log_level in LOG_LEVELS, "--log-level", f"one of {', '.join(LOG_LEVELS)}", "info", log_level)
     require(backend in BACKENDS, "--backend", f"one of {', '.join(BACKENDS)}", "llama.cpp", backend)
+    if slots is not None:
+        require(1 <= slots <= 64, "--slots", "a whole number from 1 to 64", 8, slots)
+        for given, what in ((pool is not None, "--pool"), (upstream, "--upstream"), (backend != "llama.cpp", "--backend")):
+            if given: raise LocoError(f"--slots batches one llama.cpp model: it does not go with {what}",
+                                      f"leave out {what}, or serve without --slots")
     if upstream and not upstream.startswith(("http://", "https://")):
         raise LocoError(f"--upstream {upstream} is not an http(s) URL", "pass e.g. --upstream http://gpu-server:8000/v1")
     if upstream_map and not upstream:
@@ -75,7 +80,7 @@ def make_server(pool: Optional[int] = None, queue_size: int = 16, queue_timeout:
                 api_key: Optional[str] = None, router: Optional[str] = None, backend: str = "llama.cpp",
                 threads: Optional[int] = None, ctx: int = 2048, max_tokens_limit: int = 1024, history: int = 0,
                 max_request_bytes: int = 1 << 20, upstream: Optional[str] = None, upstream_map: Optional[Path] = None,
-                upstream_api_key: Optional[str] = None):
+                upstream_api_key: Optional[str] = None, slots: Optional[int] = None):
     "The `SwarmServer` for the CLI's options (checked by `check_options` first)."
     _need_serve_extra()
     from locollm.serve.server import SwarmServer
@@ -99,6 +104,7 @@ def make_server(pool: Optional[int] = None, queue_size: int = 16, queue_timeout:
         upstream=upstream,
         upstream_map=load_upstream_map(upstream_map) if upstream_map else None,
         upstream_api_key=upstream_api_key,
+        slots=slots,
     )
 
 # %% ../../nbs/96_cli.serve.ipynb #7205bc6d
@@ -119,13 +125,14 @@ def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg
               upstream: Optional[str] = typer.Option( None, "--upstream", callback=text_arg(2048), help="Router sidecar: forward each routed request to this OpenAI-compatible server, e.g. http://gpu:8000/v1.", ),
               upstream_map: Optional[Path] = typer.Option( None, "--upstream-map", help="upstream.json from `loco export vllm|lorax` (default: adapters with peft files, by name).", ),
               upstream_api_key: Optional[str] = typer.Option( None, "--upstream-api-key", envvar="LOCOLLM_UPSTREAM_API_KEY", callback=text_arg(4096), help="API key for the upstream server." ),
+              slots: Optional[int] = typer.Option( None, "--slots", help="One llama.cpp model decoding up to N requests together (continuous batching); instead of --pool." ),
               log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level (info shows each request)."),
               as_json: bool = typer.Option(False, "--json", help="Print the server's settings as one JSON line before serving.")):
     """Serve the swarm over OpenAI- and Ollama-compatible APIs: model 'auto' routes each request, '<adapter>' pins
     one, 'base' is the base model."""
     _need_serve_extra()
     check_options(host, port, pool, queue_size, queue_timeout, api_key, backend, threads, ctx, max_tokens_limit,
-                  history, max_request_bytes, upstream, upstream_map, upstream_api_key, log_level)
+                  history, max_request_bytes, upstream, upstream_map, upstream_api_key, log_level, slots)
     from locollm.serve.server import serve
     srv = make_server(
         pool,
@@ -142,6 +149,7 @@ def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg
         upstream,
         upstream_map,
         upstream_api_key,
+        slots,
     )
     root = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     url = f"{root}/v1"
@@ -151,6 +159,7 @@ def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg
         "mode": srv.mode,
         "models": ["auto", *srv.models, "base"],
         "pool": len(srv.slots),
+        **({"slots": slots} if slots else {}),
         "queue_size": queue_size,
         "api_key": api_key is not None,
         **({"upstream": srv.upstream} if srv.upstream else {}),
@@ -158,7 +167,8 @@ def serve_cmd(host: str = typer.Option( "127.0.0.1", "--host", callback=text_arg
     if as_json: print(json.dumps(info), flush=True)
     else:
         console.print(
-            f"[green]loco serve[/] {url} · models: {', '.join(info['models'])} · pool {info['pool']} · queue "
+            f"[green]loco serve[/] {url} · models: {', '.join(info['models'])} · "
+            f"{f'slots {slots}' if slots else 'pool ' + str(info['pool'])} · queue "
             f"{queue_size} · "
             f"API key {'off' if api_key is None else 'on'}"
             + (f" · upstream {srv.upstream}" if srv.upstream else f" · Ollama clients: host {root}"),

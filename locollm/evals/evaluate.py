@@ -11,17 +11,17 @@ from ..core import (LocoError, atomic_write_text, atomic_path, code_version, dat
                           progress_bar)
 from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
-from ..backends.base import Generation, adapter_set, make_backend
+from ..backends.base import Generation, adapter_set, generate_all, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark
 from ..sandbox import ProgramAnswer, require_isolation, run_program
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
 from ..leaderboard import format_value
 
 # %% auto #0
-__all__ = ['WEAK_JUDGE_NOTE', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 'PACKAGES', 'default_cache_path', 'GenerationCache', 'NoCache',
-           'CachedBackend', 'OllamaJudge', 'make_judge', 'greedy_params', 'run_benchmark', 'judge_consistency',
-           'summarise', 'package_versions', 'EvalReport', 'report_markdown', 'plot_report', 'cached_backend',
-           'add_checked_adapter', 'cached_run', 'evaluate_adapter', 'save_report']
+__all__ = ['WEAK_JUDGE_NOTE', 'BATCH_ITEMS', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 'PACKAGES', 'default_cache_path',
+           'GenerationCache', 'NoCache', 'CachedBackend', 'OllamaJudge', 'make_judge', 'greedy_params', 'run_benchmark',
+           'judge_consistency', 'summarise', 'package_versions', 'EvalReport', 'report_markdown', 'plot_report',
+           'cached_backend', 'add_checked_adapter', 'cached_run', 'evaluate_adapter', 'save_report']
 
 # %% ../../nbs/63_evals.evaluate.ipynb #852ba68d
 def default_cache_path() -> Path:
@@ -138,6 +138,21 @@ class CachedBackend:
         g = self.real.generate(prompt, adapters, on_token=on_token, **params)
         self.cache.put("generation", k, dataclasses.asdict(g))
         return g
+
+    def generate_many(self, requests: list[tuple[str, object]], *, max_tokens: int = 256, temperature: float = 0.0,
+                      top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None,
+                      raw: bool = False) -> list[Generation | ValueError]:
+        "Answers to `(prompt, adapters)` pairs: hits from the cache, the misses decoded together (`generate_all`)."
+        params = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=list(stop or []), raw=raw)
+        keys = [self.key(p, ad, **params) for p, ad in requests]
+        out = [(hit := self.cache.get("generation", k)) and Generation(**hit) for k in keys]
+        missing = [i for i, g in enumerate(out) if g is None]
+        self.hits, self.misses = self.hits + len(out) - len(missing), self.misses + len(missing)
+        if missing:
+            for i, g in zip(missing, generate_all(self.real, [requests[i] for i in missing], **params)):
+                out[i] = g
+                if isinstance(g, Generation): self.cache.put("generation", keys[i], dataclasses.asdict(g))
+        return out
 
     def reference_logprobs(self, prompt: str, reference: str, adapters=None) -> list[float]:
         "Per-token log-probabilities of `reference` as the answer to `prompt` (backends that expose logits)."
@@ -260,18 +275,25 @@ def greedy_params(bench: Benchmark, seed: int = 0, max_tokens: int | None = None
     )
 
 # %% ../../nbs/63_evals.evaluate.ipynb #2eaca12c
+BATCH_ITEMS = 16   # items whose answers `run_benchmark` asks for at once (progress moves by this many)
+
 def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCard | None, judge=None, seed: int = 0,
                   max_tokens: int | None = None, advance: Callable[[], None] = lambda: None,
                   store: GenerationCache | None = None, allow_unsandboxed: bool = False) -> list[dict]:
     """Generate and score the answers of the base model (and of the adapter of `card`) to `items`; a tool adapter's
-    answer is what its program printed in the sandbox (runs cached by program)."""
+    answer is what its program printed in the sandbox (runs cached by program). Answers are asked for
+    `BATCH_ITEMS` items at a time, so a batching backend decodes them together."""
     params = greedy_params(bench, seed, max_tokens)
-    rows, errors = [], []
+    rows, errors, answers = [], [], {}
     def ask(prompt, ad):
-        try: return backend.generate(prompt, ad, **params).text
-        except ValueError as e:           # llama.cpp: the prompt does not fit the context window
-            errors.append(f"{it.id}: {e}"); return ""
-    for it in items:
+        g = answers[(prompt, ad)]
+        if isinstance(g, Generation): return g.text
+        errors.append(f"{it.id}: {g}"); return ""   # llama.cpp: the prompt does not fit the context window
+    for i, it in enumerate(items):
+        if i % BATCH_ITEMS == 0 and not bench.reads_logits:   # the next items' answers, decoded together
+            chunk = items[i:i + BATCH_ITEMS]
+            asked = [(x.prompt, None) for x in chunk] + [(card.prompt(x.prompt), card.name) for x in chunk if card]
+            answers = dict(zip(asked, generate_all(backend, asked, **params)))
         errors.clear()
         if bench.reads_logits: ad_out = base_out = None
         else:
@@ -457,7 +479,8 @@ def report_markdown(d: dict) -> str:
         "",
         f"- benchmarks: {', '.join(b['name'] for b in d['benchmarks'])}; limit {s['limit']}"
         + (f" (out-of-domain: {s['ood_limit']})" if s.get("ood_limit") else "")
-        + f"; seed {s['seed']}; greedy decoding (temperature 0)"
+        + f"; seed {s['seed']}; greedy decoding (temperature 0"
+        + (f", {s['slots']} answers batched together)" if s.get("slots", 1) > 1 else ", one answer at a time)")
         + (f"; answers capped at {s['max_tokens']} tokens" if s["max_tokens"] else ""),
         f"- gate: alpha {s['alpha']}, minimum n {s['min_n']}, out-of-domain tolerance {s['ood_tolerance']:.0%} "
         f"({s['ood_rule']})",
@@ -547,12 +570,13 @@ def _adapter_identity(reg: Registry, card, cache: GenerationCache) -> tuple[Path
     )
 
 # %% ../../nbs/63_evals.evaluate.ipynb #d959d075
-def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads: int | None = None) -> CachedBackend:
+def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads: int | None = None,
+                   slots: int = 8) -> CachedBackend:
     """The registry's base model on `backend`, behind the generation cache; llama.cpp loads only the adapters added
-    with `add_checked_adapter`."""
+    with `add_checked_adapter`, and decodes up to `slots` answers at once (1: one at a time)."""
     bm = reg.data.base_model
     kw = (
-        {"load_adapters": False} | ({"n_threads": threads} if threads else {})
+        {"load_adapters": False} | ({"n_threads": threads} if threads else {}) | ({"slots": slots} if slots > 1 else {})
         if backend == "llama.cpp"
         else {"load_adapters": True}
     )
@@ -592,7 +616,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      out_dir: str | Path | None = None, write_registry: bool = True, progress: bool = True,
                      alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "noninferiority", min_n: int = MIN_N,
                      command: str | None = None, ood_limit: int | None = None,
-                     allow_unsandboxed_code: bool = False) -> EvalReport:
+                     allow_unsandboxed_code: bool = False, slots: int = 8) -> EvalReport:
     "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
     t0 = time.perf_counter()
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
@@ -612,7 +636,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                if any(hasattr(get_benchmark(n), "exec_cache") for n in names) or (card and card.tool) else None)
     data = data_dir(reg.root)
     store = NoCache() if cache is False else cache if isinstance(cache, GenerationCache) else GenerationCache(cache)
-    cb = cached_backend(reg, backend, store, threads)
+    cb = cached_backend(reg, backend, store, threads, slots)
     model_sha, ad_sha = cb.model_sha256, None
     if card is not None:
         ad_sha = add_checked_adapter(reg, cb, card)
@@ -703,6 +727,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "ood_rule": ood_rule,
             "min_n": min_n,
             "writing": writing if any(r["domain"] == "writing" for r in results) else None,
+            "slots": slots if backend == "llama.cpp" else 1,
         },
         "judge": judge_info,
         "sandbox": sandbox,

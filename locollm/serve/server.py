@@ -200,8 +200,9 @@ class Metrics:
             "Streams whose client went away before the end (generation stopped).",
             [("", self.disconnects)],
         )
-        for k, v in gauges.items():
-            metric(f"locollm_{k}" if not k.startswith("process_") else k, "gauge", k.replace("_", " ") + ".", [("", v)])
+        for k, v in gauges.items():   # a dict is one gauge per adapter set
+            samples = [(f'{{adapter="{q(a)}"}}', n) for a, n in sorted(v.items())] if isinstance(v, dict) else [("", v)]
+            metric(f"locollm_{k}" if not k.startswith("process_") else k, "gauge", k.replace("_", " ") + ".", samples)
         return "\n".join(out) + "\n"
 
 # %% ../../nbs/71_serve.server.ipynb #4b6afd8d
@@ -239,7 +240,7 @@ class SwarmServer:
                  pool: int = 1, queue_size: int = 16, api_key: str | None = None, max_tokens_limit: int = 1024,
                  history: int = 0, max_body_bytes: int = 1 << 20, queue_timeout: float = 120.0,
                  backend_name: str = "llama.cpp", backend_kw: dict | None = None, upstream: str | None = None,
-                 upstream_map: dict | None = None, upstream_api_key: str | None = None):
+                 upstream_map: dict | None = None, upstream_api_key: str | None = None, slots: int | None = None):
         check_settings(pool, queue_size, queue_timeout, api_key, max_tokens_limit, history, max_body_bytes,
                        upstream_api_key)
         self.registry, self.router = registry, router or get_router(registry)
@@ -259,7 +260,8 @@ class SwarmServer:
             }
             for name in m["models"]: registry.adapter(name)  # every mapped adapter must be in the registry
             self.models, self.upstream_base, self.slots = dict(m["models"]), m["base_model"], [None] * pool
-        else:
+        else:   # with `slots`: one batching model, each of its sequences a slot of the queue; else `pool` models
+            if slots: backends = [make_backend(registry, backend_name, slots=slots, **(backend_kw or {}))] * slots
             backends = backends or [make_backend(registry, backend_name, **(backend_kw or {})) for _ in range(pool)]
             self.slots = [Swarm(registry, backend=b, router=self.router) for b in backends]
             self.models = {n: n for n in backends[0].adapters}
@@ -366,8 +368,7 @@ async def stop(self: SwarmServer) -> None:
     for c in list(self._cancels): c.set()
     await asyncio.get_running_loop().run_in_executor(None, self._workers.shutdown, True)
     if self._http: await self._http.aclose()
-    for s in self.slots:
-        if s is not None: s.backend.close()
+    for b in {id(s.backend): s.backend for s in self.slots if s is not None}.values(): b.close()
 
 # %% ../../nbs/71_serve.server.ipynb #4a57dc81
 @patch
@@ -747,6 +748,7 @@ def gauges(self: SwarmServer) -> dict:
         "queue_depth": max(0, self.pending - self.busy),
         "queue_size": self.queue_size,
         "process_resident_memory_bytes": psutil.Process().memory_info().rss,
+        **(self.slots[0].backend.engine.gauges() if self.slots[0] and hasattr(self.slots[0].backend, "engine") else {}),
     }
 
 @patch
