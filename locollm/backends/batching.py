@@ -69,17 +69,19 @@ class _Slot:
 class BatchEngine:
     """Continuous batching on one llama.cpp context with `slots` sequences, for the model (and adapters) of `backend`.
     Requests join and leave the running batch as they arrive and finish. Requests with the same adapter set decode
-    together; adapter groups take turns of at most `quantum` steps, so a waiting group decodes again after at most
-    (groups - 1) * quantum steps. A prompt is read `prefill_chunk` tokens per step, so it does not stall the others."""
-    def __init__(self, backend: LlamaCppBackend, slots: int = 8, quantum: int = 8, prefill_chunk: int = 128):
+    together; the biggest group goes first, in turns of `quantum` steps, and no group waits more than `max_wait` steps
+    for a turn (`_pick_group`). A prompt is read `prefill_chunk` tokens per step, so it does not stall the others."""
+    def __init__(self, backend: LlamaCppBackend, slots: int = 8, quantum: int = 2, max_wait: int = 32,
+                 prefill_chunk: int = 128):
         import llama_cpp
         if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 64:
             raise LocoError(f"slots must be a whole number from 1 to 64 (got {slots!r})", "use e.g. --slots 8")
-        self.backend, self.slots, self.quantum, self.prefill_chunk = backend, slots, quantum, prefill_chunk
+        self.backend, self.slots, self.quantum, self.max_wait = backend, slots, quantum, max_wait
+        self.prefill_chunk = prefill_chunk
         self.n_ctx_seq = backend.context_tokens   # each slot has the context of the single-request backend
         cp = backend.llm.context_params   # the single-request context's settings, so the numerics match
         p = type(cp).from_buffer_copy(cp)
-        p.n_ctx, p.n_seq_max, p.kv_unified = self.n_ctx_seq * slots, slots, False
+        p.n_ctx, p.n_seq_max, p.kv_unified = self.n_ctx_seq * slots, slots, True
         p.n_batch = p.n_ubatch = max(512, slots)
         with _quiet(): self.ctx = llama_cpp.llama_init_from_model(backend.llm.model, p)
         if not self.ctx:
@@ -91,7 +93,7 @@ class BatchEngine:
         self.running: dict[int, _Slot] = {}
         self.steps = self.batched_tokens = self.batched_seqs = 0      # for /metrics: the mean batch
         self._state = threading.Lock()            # `running` changes in the engine thread while /metrics reads it
-        self._turn, self._turn_steps = None, 0
+        self._turn, self._turn_steps, self._waited = None, 0, {}
         self._wake, self._closed = threading.Condition(), False
         self._thread = threading.Thread(target=self._loop, name="loco-batch", daemon=True)
         self._thread.start()
@@ -158,14 +160,19 @@ def _release(self: BatchEngine, s: _Slot, outcome: tuple) -> None:
 # %% ../../nbs/21a_backends.batching.ipynb #0102d1af
 @patch
 def _pick_group(self: BatchEngine) -> tuple:
-    "The adapter group to decode this step: the current one until its turn of `quantum` steps ends, then the next."
-    groups = list(dict.fromkeys(s.req.group for s in self.running.values()))
-    if self._turn in groups and (self._turn_steps < self.quantum or len(groups) == 1):
-        self._turn_steps += 1
-        return self._turn
-    nxt = groups[(groups.index(self._turn) + 1) % len(groups)] if self._turn in groups else groups[0]
-    self._turn, self._turn_steps = nxt, 1
-    return nxt
+    """The adapter group to decode this step: the one with the most sequences (the biggest batch), in turns of at
+    most `quantum` steps; a group that has waited `max_wait` steps goes next, so a sequence waits at most
+    `max_wait + (groups - 1) * quantum` steps for its next token."""
+    sizes = Counter(s.req.group for s in self.running.values())
+    self._waited = {g: self._waited.get(g, 0) for g in sizes}
+    if not (self._turn in sizes and self._turn_steps < self.quantum):
+        starving = [g for g in sizes if self._waited[g] >= self.max_wait]
+        self._turn = (max(starving, key=self._waited.get) if starving
+                      else max(sizes, key=lambda g: (sizes[g], self._waited[g])))
+        self._turn_steps = 0
+    self._turn_steps += 1
+    self._waited = {g: 0 if g == self._turn else w + 1 for g, w in self._waited.items()}
+    return self._turn
 
 @patch
 def _fill(self: BatchEngine, group: tuple) -> list[tuple[_Slot, int]]:
