@@ -82,6 +82,7 @@ class BatchEngine:
         cp = backend.llm.context_params   # the single-request context's settings, so the numerics match
         p = type(cp).from_buffer_copy(cp)
         p.n_ctx, p.n_seq_max, p.kv_unified = self.n_ctx_seq * slots, slots, True
+        p.swa_full = False   # sliding-window layers keep only their window per sequence (nothing here rewinds a sequence)
         p.n_batch = p.n_ubatch = max(512, slots)
         with _quiet(): self.ctx = llama_cpp.llama_init_from_model(backend.llm.model, p)
         if not self.ctx:
