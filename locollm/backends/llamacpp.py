@@ -211,9 +211,3 @@ def close(self: LlamaCppBackend) -> None:
     for ptr in self._lora.values(): llama_cpp.llama_adapter_lora_free(ptr)
     self._lora.clear()
     self.llm.close()
-
-@patch
-def batched(self: LlamaCppBackend, slots: int = 8, **engine_kw):
-    "This backend with continuous batching over `slots` sequences (a `BatchedBackend`, see `backends.batching`)."
-    from locollm.backends.batching import BatchedBackend
-    return BatchedBackend(self, slots, **engine_kw)
