@@ -128,7 +128,7 @@ notebooks: setup-dev
 	  -y "{plot: ../$(ART)/adapters.png, results_md: ../$(ART)/adapters-RESULTS.md}"
 	test -s $(ART)/adapters.png
 	$(PM) benchmarks/serve_load.ipynb $(ART)/serve_load.ipynb --cwd benchmarks \
-	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, side_clients: '1,2', side_rounds: 1, side_max_tokens: 4, slots: 2, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
+	  -y "{n: 16, concurrency: 4, max_tokens: 2, threads: 1, side_clients: '1,2', side_rounds: 1, side_max_tokens: 4, slots: 2, pinned_clients: 2, results_dir: ../$(ART)/serve_load, results_md: ../$(ART)/serve_load/RESULTS.md}"
 	test -s $(ART)/serve_load/serve_load.json
 	$(PM) benchmarks/eval_batching.ipynb $(ART)/eval_batching.ipynb --cwd benchmarks \
 	  -y "{adapter: base, limit: 3, max_tokens: 8, slots: 2, results_dir: ../$(ART)/eval_batching, results_md: ../$(ART)/eval_batching/RESULTS.md}"
