@@ -75,8 +75,9 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
               None, "--threads", min=1, max=1024,
               help="CPU threads for llama.cpp (default: all cores; use 1 on a busy machine)."),
           slots: int = typer.Option(
-              8, "--slots", min=1, max=64,
-              help="llama.cpp: answers decoded together in one batch (1: one at a time; the answers are the same)."),
+              1, "--slots", min=1, max=64,
+              help="llama.cpp: answers decoded together in one batch (default 1: one at a time). Batched answers "
+                   "round differently and some change (benchmarks/RESULTS.md, eval-batching)."),
           out: Optional[Path] = typer.Option(None, "--out", callback=path_arg("dir"),
                                              help="Report folder (default: benchmarks/results/ADAPTER)."),
           cache: Optional[Path] = typer.Option(

@@ -89,8 +89,10 @@ class NoCache(GenerationCache):
 # %% ../../nbs/63_evals.evaluate.ipynb #a7bd0bac
 class CachedBackend:
     "A `Backend` that answers from the generation cache and starts the real backend only on a miss."
-    def __init__(self, factory: Callable[[], object], model_sha256: str, cache: GenerationCache, name: str, frame: dict):
+    def __init__(self, factory: Callable[[], object], model_sha256: str, cache: GenerationCache, name: str, frame: dict,
+                 batches: bool = False):
         self.name, self.model_sha256, self.cache, self.frame = name, model_sha256, cache, frame
+        self.batches = batches   # the real backend decodes many answers at once: worth asking for many
         self._factory, self._real, self._paths, self._sha = factory, None, {}, {}
         self.hits = self.misses = 0
 
@@ -275,23 +277,24 @@ def greedy_params(bench: Benchmark, seed: int = 0, max_tokens: int | None = None
     )
 
 # %% ../../nbs/63_evals.evaluate.ipynb #2eaca12c
-BATCH_ITEMS = 16   # items whose answers `run_benchmark` asks for at once (progress moves by this many)
+BATCH_ITEMS = 64   # items whose answers `run_benchmark` asks a batching backend for at once (progress moves by as many)
 
 def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCard | None, judge=None, seed: int = 0,
                   max_tokens: int | None = None, advance: Callable[[], None] = lambda: None,
                   store: GenerationCache | None = None, allow_unsandboxed: bool = False) -> list[dict]:
     """Generate and score the answers of the base model (and of the adapter of `card`) to `items`; a tool adapter's
-    answer is what its program printed in the sandbox (runs cached by program). Answers are asked for
-    `BATCH_ITEMS` items at a time, so a batching backend decodes them together."""
+    answer is what its program printed in the sandbox (runs cached by program). A batching backend is asked for
+    `BATCH_ITEMS` items' answers at a time, and decodes them together."""
     params = greedy_params(bench, seed, max_tokens)
     rows, errors, answers = [], [], {}
     def ask(prompt, ad):
         g = answers[(prompt, ad)]
         if isinstance(g, Generation): return g.text
         errors.append(f"{it.id}: {g}"); return ""   # llama.cpp: the prompt does not fit the context window
+    size = BATCH_ITEMS if getattr(backend, "batches", False) else 1
     for i, it in enumerate(items):
-        if i % BATCH_ITEMS == 0 and not bench.reads_logits:   # the next items' answers, decoded together
-            chunk = items[i:i + BATCH_ITEMS]
+        if i % size == 0 and not bench.reads_logits:   # the next items' answers, decoded together where it batches
+            chunk = items[i:i + size]
             asked = [(x.prompt, None) for x in chunk] + [(card.prompt(x.prompt), card.name) for x in chunk if card]
             answers = dict(zip(asked, generate_all(backend, asked, **params)))
         errors.clear()
@@ -571,9 +574,10 @@ def _adapter_identity(reg: Registry, card, cache: GenerationCache) -> tuple[Path
 
 # %% ../../nbs/63_evals.evaluate.ipynb #d959d075
 def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads: int | None = None,
-                   slots: int = 8) -> CachedBackend:
+                   slots: int = 1) -> CachedBackend:
     """The registry's base model on `backend`, behind the generation cache; llama.cpp loads only the adapters added
-    with `add_checked_adapter`, and decodes up to `slots` answers at once (1: one at a time)."""
+    with `add_checked_adapter`, and decodes up to `slots` answers at once (default 1: one at a time, the answers
+    `loco ask` gives)."""
     bm = reg.data.base_model
     kw = (
         {"load_adapters": False} | ({"n_threads": threads} if threads else {}) | ({"slots": slots} if slots > 1 else {})
@@ -587,6 +591,7 @@ def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads:
         backend,
         {"prompt_format": bm.prompt_format, "stop": list(bm.stop), "repeat_span": bm.repeat_span,
          "repeat_spans": {c.name: c.repeat_span for c in reg.adapters() if c.repeat_span is not None}},
+        batches="slots" in kw,
     )
 
 # %% ../../nbs/63_evals.evaluate.ipynb #6877e12f
@@ -616,7 +621,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      out_dir: str | Path | None = None, write_registry: bool = True, progress: bool = True,
                      alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "noninferiority", min_n: int = MIN_N,
                      command: str | None = None, ood_limit: int | None = None,
-                     allow_unsandboxed_code: bool = False, slots: int = 8) -> EvalReport:
+                     allow_unsandboxed_code: bool = False, slots: int = 1) -> EvalReport:
     "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
     t0 = time.perf_counter()
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
