@@ -748,6 +748,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
         or f"loco eval {card.name if card else 'base'} --benchmarks {','.join(names)}"
         + (f" --limit {limit}" if limit else "")
         + (f" --ood-limit {ood_limit}" if ood_limit else "")
+        + (f" --slots {slots}" if slots > 1 and backend == "llama.cpp" else "")
         + (f" --seed {seed}" if seed else "")
         + (f" --max-tokens {max_tokens}" if max_tokens else "")
         + (f" --backend {backend}" if backend != "llama.cpp" else "")

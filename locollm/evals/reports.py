@@ -91,7 +91,8 @@ def eval_results_markdown(reports: list[dict]) -> str:
         v = r["verdict"] or {"status": "—", "reasons": []}
         lines.append(
             f"- **{r['adapter']}** — {v['status']}: {'; '.join(v['reasons']) or 'no reasons given'}. "
-            f"`{r['command']}` ({r['created'][:10]}, {r['seconds'] / 60:.0f} min, code {r['code_version']}, {r['backend']})"
+            f"`{r['command']}` ({r['created'][:10]}, {r['seconds'] / 60:.0f} min, code {r['code_version']}, {r['backend']}"
+            + (f", new answers {slots} at a time" if (slots := r.get("settings", {}).get("slots", 1)) > 1 else "") + ")"
         )
     return "\n".join(lines)
 
