@@ -26,7 +26,8 @@ class BatchRequest:
     top_p: float
     seed: int
     stop: list[str]
-    events: queue.Queue = field(default_factory=queue.Queue)   # ("token", str), then ("done", Generation) or ("error", e)
+    # ("token", str) events, then ("done", Generation) or ("error", exception)
+    events: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -38,7 +39,7 @@ class BatchRequest:
         self.cancelled.set()
 
     def result(self, on_token: Callable[[str], None] | None = None) -> Generation:
-        "Wait for the answer, passing text to `on_token` in this thread; if `on_token` raises, the request is cancelled."
+        "Wait for the answer, text passed to `on_token` in this thread; if `on_token` raises, the request is cancelled."
         while True:
             kind, value = self.events.get()
             if kind == "token":
@@ -82,7 +83,7 @@ class BatchEngine:
         cp = backend.llm.context_params   # the single-request context's settings, so the numerics match
         p = type(cp).from_buffer_copy(cp)
         p.n_ctx, p.n_seq_max, p.kv_unified = self.n_ctx_seq * slots, slots, True
-        p.swa_full = False   # sliding-window layers keep only their window per sequence (nothing here rewinds a sequence)
+        p.swa_full = False   # sliding-window layers keep only their window per sequence (no sequence is rewound)
         p.n_batch = p.n_ubatch = max(512, slots)
         with _quiet(): self.ctx = llama_cpp.llama_init_from_model(backend.llm.model, p)
         if not self.ctx:
@@ -107,7 +108,8 @@ def submit(self: BatchEngine, prompt: str, adapters: AdapterSet = None, *, max_t
     "Queue a generation (checked as `LlamaCppBackend.generate` checks it); its events arrive on the returned request."
     b = self.backend
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise LocoError(f"max_tokens must be a whole number of at least 1 (got {max_tokens!r})", "ask for 1 token or more")
+        raise LocoError(f"max_tokens must be a whole number of at least 1 (got {max_tokens!r})",
+                        "ask for 1 token or more")
     want = adapter_set(adapters)
     if unknown := [n for n in want if n not in b.adapters]:
         raise LocoError(f"unknown adapter '{unknown[0]}'", f"loaded adapters: {', '.join(b.adapters) or '(none)'}")
@@ -285,7 +287,8 @@ def gauges(self: BatchEngine) -> dict:
     zero = dict.fromkeys(["base", *self.backend.adapters], 0)
     with self._state: running = Counter(label(s.req.group) for s in self.running.values())
     waiting = Counter(label(r.group) for r in list(self.waiting))
-    return {"batch_slots": self.slots, "batch_size_mean": round(self.batched_seqs / self.steps, 2) if self.steps else 0.0,
+    mean = round(self.batched_seqs / self.steps, 2) if self.steps else 0.0
+    return {"batch_slots": self.slots, "batch_size_mean": mean,
             "adapter_sequences": zero | dict(running), "adapter_queue_depth": zero | dict(waiting)}
 
 # %% ../../nbs/21a_backends.batching.ipynb #1f628760

@@ -43,7 +43,8 @@ def check_options(host: str = "127.0.0.1", port: int = 8000, pool: Optional[int]
                   queue_timeout: float = 120.0, api_key: Optional[str] = None, backend: str = "llama.cpp",
                   threads: Optional[int] = None, ctx: int = 2048, max_tokens_limit: int = 1024, history: int = 0,
                   max_request_bytes: int = 1 << 20, upstream: Optional[str] = None, upstream_map: Optional[Path] = None,
-                  upstream_api_key: Optional[str] = None, log_level: str = "warning", slots: Optional[int] = None) -> None:
+                  upstream_api_key: Optional[str] = None, log_level: str = "warning",
+                  slots: Optional[int] = None) -> None:
     "A one-line LocoError for the first bad `loco serve` option, before anything is loaded."
     from uvicorn.config import LOG_LEVELS
     from locollm.backends.base import BACKENDS
@@ -63,7 +64,8 @@ def check_options(host: str = "127.0.0.1", port: int = 8000, pool: Optional[int]
     require(backend in BACKENDS, "--backend", f"one of {', '.join(BACKENDS)}", "llama.cpp", backend)
     if slots is not None:
         require(1 <= slots <= 64, "--slots", "a whole number from 1 to 64", 8, slots)
-        for given, what in ((pool is not None, "--pool"), (upstream, "--upstream"), (backend != "llama.cpp", "--backend")):
+        others = ((pool is not None, "--pool"), (upstream, "--upstream"), (backend != "llama.cpp", "--backend"))
+        for given, what in others:
             if given: raise LocoError(f"--slots batches one llama.cpp model: it does not go with {what}",
                                       f"leave out {what}, or serve without --slots")
     if upstream and not upstream.startswith(("http://", "https://")):
