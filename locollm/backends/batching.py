@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from ..core import LocoError
 from .base import AdapterSet, ContextOverflowError, Generation, adapter_set
-from .llamacpp import LlamaCppBackend, _quiet, _utf8
+from .llamacpp import LlamaCppBackend, _quiet, _utf8, check_max_tokens
 from fastcore.basics import patch
 
 # %% ../../nbs/21a_backends.batching.ipynb #7028762f
@@ -64,7 +64,6 @@ class _Slot:
         self.n_past, self.n_gen, self.text, self.sent = 0, 0, "", 0
         self.decoder = codecs.getincrementaldecoder("utf-8")("ignore")
         self.first: float | None = None
-        self.finish: str | None = None
 
 # %% ../../nbs/21a_backends.batching.ipynb #093e5872
 class BatchEngine:
@@ -107,9 +106,7 @@ def submit(self: BatchEngine, prompt: str, adapters: AdapterSet = None, *, max_t
            raw: bool = False) -> BatchRequest:
     "Queue a generation (checked as `LlamaCppBackend.generate` checks it); its events arrive on the returned request."
     b = self.backend
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise LocoError(f"max_tokens must be a whole number of at least 1 (got {max_tokens!r})",
-                        "ask for 1 token or more")
+    check_max_tokens(max_tokens)
     want = adapter_set(adapters)
     if unknown := [n for n in want if n not in b.adapters]:
         raise LocoError(f"unknown adapter '{unknown[0]}'", f"loaded adapters: {', '.join(b.adapters) or '(none)'}")
