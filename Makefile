@@ -152,7 +152,7 @@ notebooks: setup-dev
 
 # Every benchmark notebook at full size, rewriting its section of benchmarks/RESULTS.md (hours on 2 cores when the
 # generation cache is cold). serving runs before scaling, which reads its file; the adapters' `loco eval` runs come first.
-BENCH_NBS := routing serving scaling serve_load training adapters swarm_modes composition swarm_vs_base ternary
+BENCH_NBS := routing serving scaling serve_load eval_batching training adapters swarm_modes composition swarm_vs_base ternary
 benchmarks: setup-dev
 	mkdir -p $(ART)
 	for nb in $(BENCH_NBS); do $(PM) benchmarks/$$nb.ipynb $(ART)/$$nb.ipynb --cwd benchmarks || exit 1; done
