@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 from ..core import LocoError
-from .base import AdapterSet, ContextOverflowError, Generation, adapter_set
+from .base import AdapterSet, ContextOverflowError, Generation
 from .llamacpp import LlamaCppBackend, _quiet, _utf8, check_max_tokens
 from fastcore.basics import patch
 
@@ -58,8 +58,8 @@ def _held_back(text: str, stops: list[str]) -> int:
 # %% ../../nbs/21a_backends.batching.ipynb #0e25ec92
 class _Slot:
     "A request decoding in one sequence of the shared context."
-    def __init__(self, req: BatchRequest, seq_id: int, sampler, stops: list[str]):
-        self.req, self.seq_id, self.sampler, self.stops = req, seq_id, sampler, stops
+    def __init__(self, req: BatchRequest, seq_id: int, sampler):
+        self.req, self.seq_id, self.sampler = req, seq_id, sampler
         self.pending = list(req.tokens)     # prompt tokens not yet read, then the one sampled token to feed back
         self.n_past, self.n_gen, self.text, self.sent = 0, 0, "", 0
         self.decoder = codecs.getincrementaldecoder("utf-8")("ignore")
@@ -92,7 +92,7 @@ class BatchEngine:
         self.n_batch, self._active_set = p.n_batch, None
         self.waiting: deque[BatchRequest] = deque()
         self.running: dict[int, _Slot] = {}
-        self.steps = self.batched_tokens = self.batched_seqs = 0      # for /metrics: the mean batch
+        self.steps = self.batched_seqs = 0      # for /metrics: the mean batch
         self._state = threading.Lock()            # `running` changes in the engine thread while /metrics reads it
         self._turn, self._turn_steps, self._waited = None, 0, {}
         self._wake, self._closed = threading.Condition(), False
@@ -107,9 +107,7 @@ def submit(self: BatchEngine, prompt: str, adapters: AdapterSet = None, *, max_t
     "Queue a generation (checked as `LlamaCppBackend.generate` checks it); its events arrive on the returned request."
     b = self.backend
     check_max_tokens(max_tokens)
-    want = adapter_set(adapters)
-    if unknown := [n for n in want if n not in b.adapters]:
-        raise LocoError(f"unknown adapter '{unknown[0]}'", f"loaded adapters: {', '.join(b.adapters) or '(none)'}")
+    want = b.loaded_set(adapters)
     toks = b.llm.tokenize(_utf8(b.frame(prompt, raw)), special=True)
     if len(toks) >= self.n_ctx_seq:
         raise ContextOverflowError(f"Requested tokens ({len(toks)}) exceed context window of {self.n_ctx_seq}",
@@ -145,7 +143,7 @@ def _admit(self: BatchEngine) -> None:
     while free and self.waiting:
         req = self.waiting.popleft()
         if req.cancelled.is_set(): continue
-        s = _Slot(req, free.pop(0), _sampler(req.temperature, req.top_p, req.seed), req.stop)
+        s = _Slot(req, free.pop(0), _sampler(req.temperature, req.top_p, req.seed))
         with self._state: self.running[s.seq_id] = s
 
 @patch
@@ -203,10 +201,10 @@ def _advance(self: BatchEngine, s: _Slot, row: int) -> None:
     buf = ctypes.create_string_buffer(64)
     k = L.llama_token_to_piece(self.vocab, tok, buf, 64, 0, False)
     s.text += s.decoder.decode(buf.raw[:max(k, 0)])
-    if hit := [i for st in s.stops if (i := s.text.find(st)) >= 0]:
+    if hit := [i for st in s.req.stop if (i := s.text.find(st)) >= 0]:
         s.text = s.text[:min(hit)]
         return self._finish(s, "stop")
-    ready = len(s.text) - _held_back(s.text, s.stops)
+    ready = len(s.text) - _held_back(s.text, s.req.stop)
     if ready > s.sent:
         s.req.events.put(("token", s.text[s.sent:ready]))
         s.sent = ready
@@ -236,17 +234,14 @@ def step(self: BatchEngine) -> bool:
     if not self.running: return False
     group = self._pick_group()
     if group != self._active_set:
-        names = [n for n, _ in group]
-        ptrs = (L.llama_adapter_lora_p_ctypes * len(names))(*[self.backend._lora[n] for n in names])
-        scales = (ctypes.c_float * len(names))(*[v for _, v in group])
-        L.llama_set_adapters_lora(self.ctx, ptrs if names else None, len(names), scales if names else None)
+        self.backend.set_lora(self.ctx, dict(group))
         self._active_set = group
     rows = self._fill(group)
     if L.llama_decode(self.ctx, self.batch):
         for s, _ in rows: self._release(s, ("error", LocoError("llama.cpp could not decode the batch",
                                                                  "retry with fewer --slots")))
         return True
-    self.steps, self.batched_tokens = self.steps + 1, self.batched_tokens + self.batch.n_tokens
+    self.steps += 1
     self.batched_seqs += len({self.batch.seq_id[i][0] for i in range(self.batch.n_tokens)})
     for s, row in rows: self._advance(s, row)
     return True
@@ -294,8 +289,6 @@ class BatchedBackend:
     def __init__(self, backend: LlamaCppBackend, slots: int = 8, **engine_kw):
         self.inner, self.engine = backend, BatchEngine(backend, slots, **engine_kw)
     def __getattr__(self, name): return getattr(self.inner, name)   # adapters, fit, tokenize, reference_logprobs ...
-    @property
-    def slots(self) -> int: return self.engine.slots
 
     def generate(self, prompt: str, adapters: AdapterSet = None, *, on_token=None, **params) -> Generation:
         return self.engine.generate(prompt, adapters, on_token=on_token, **params)

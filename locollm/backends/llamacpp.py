@@ -97,19 +97,30 @@ def add_adapter(self: LlamaCppBackend, name: str, path: str | Path) -> None:
 
 # %% ../../nbs/21_backends.llamacpp.ipynb #6da7f4c6
 @patch
-def use(self: LlamaCppBackend, adapters: AdapterSet = None) -> dict[str, float]:
-    "Make `adapters` the context's adapter set (a no-op when unchanged)."
-    import llama_cpp
+def loaded_set(self: LlamaCppBackend, adapters: AdapterSet = None) -> dict[str, float]:
+    "`adapters` as a `{name: scale}` set of loaded adapters; a one-line error names one that is not loaded."
     want = adapter_set(adapters)
     if unknown := [n for n in want if n not in self._lora]:
         raise LocoError(f"unknown adapter '{unknown[0]}'", f"loaded adapters: {', '.join(self._lora) or '(none)'}")
-    if want == self._active: return want
+    return want
+
+@patch
+def set_lora(self: LlamaCppBackend, ctx, want: dict[str, float]) -> None:
+    "Make `want` (a `loaded_set`) the adapter set of the llama.cpp context `ctx` of this model."
+    import llama_cpp
     n = len(want)
     ptrs = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*[self._lora[k] for k in want]) if n else None
     scales = (ctypes.c_float * n)(*want.values()) if n else None
-    if llama_cpp.llama_set_adapters_lora(self.llm.ctx, ptrs, n, scales):
+    if llama_cpp.llama_set_adapters_lora(ctx, ptrs, n, scales):
         raise LocoError(f"llama.cpp refused the adapter set {want}", "report this as a bug with `loco doctor --json`")
-    self._active = want
+
+@patch
+def use(self: LlamaCppBackend, adapters: AdapterSet = None) -> dict[str, float]:
+    "Make `adapters` the context's adapter set (a no-op when unchanged)."
+    want = self.loaded_set(adapters)
+    if want != self._active:
+        self.set_lora(self.llm.ctx, want)
+        self._active = want
     return want
 
 # %% ../../nbs/21_backends.llamacpp.ipynb #0447584a

@@ -87,6 +87,10 @@ class NoCache(GenerationCache):
     def close(self): pass
 
 # %% ../../nbs/63_evals.evaluate.ipynb #a7bd0bac
+def _decoding(max_tokens, temperature, top_p, seed, stop, raw) -> dict:
+    "A generation's decoding parameters, as the cache key and the real backend take them."
+    return dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=list(stop or []), raw=raw)
+
 class CachedBackend:
     "A `Backend` that answers from the generation cache and starts the real backend only on a miss."
     def __init__(self, factory: Callable[[], object], model_sha256: str, cache: GenerationCache, name: str, frame: dict,
@@ -130,7 +134,7 @@ class CachedBackend:
     def generate(self, prompt: str, adapters=None, *, max_tokens: int = 256, temperature: float = 0.0,
                  top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None, raw: bool = False,
                  on_token: Callable[[str], None] | None = None) -> Generation:
-        params = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=list(stop or []), raw=raw)
+        params = _decoding(max_tokens, temperature, top_p, seed, stop, raw)
         k = self.key(prompt, adapters, **params)
         if (hit := self.cache.get("generation", k)) is not None:
             self.hits += 1
@@ -145,7 +149,7 @@ class CachedBackend:
                       top_p: float = 0.95, seed: int = 0, stop: list[str] | None = None,
                       raw: bool = False) -> list[Generation | ValueError]:
         "Answers to `(prompt, adapters)` pairs: hits from the cache, the misses decoded together (`generate_all`)."
-        params = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=list(stop or []), raw=raw)
+        params = _decoding(max_tokens, temperature, top_p, seed, stop, raw)
         keys = [self.key(p, ad, **params) for p, ad in requests]
         out = [(hit := self.cache.get("generation", k)) and Generation(**hit) for k in keys]
         missing = [i for i, g in enumerate(out) if g is None]
@@ -624,6 +628,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      allow_unsandboxed_code: bool = False, slots: int = 1) -> EvalReport:
     "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
     t0 = time.perf_counter()
+    slots = slots if backend == "llama.cpp" else 1   # only llama.cpp batches
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
     bm = reg.data.base_model
     card = None if adapter in (None, "base") else reg.adapter(adapter)
@@ -732,7 +737,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "ood_rule": ood_rule,
             "min_n": min_n,
             "writing": writing if any(r["domain"] == "writing" for r in results) else None,
-            "slots": slots if backend == "llama.cpp" else 1,
+            "slots": slots,
         },
         "judge": judge_info,
         "sandbox": sandbox,
@@ -748,7 +753,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
         or f"loco eval {card.name if card else 'base'} --benchmarks {','.join(names)}"
         + (f" --limit {limit}" if limit else "")
         + (f" --ood-limit {ood_limit}" if ood_limit else "")
-        + (f" --slots {slots}" if slots > 1 and backend == "llama.cpp" else "")
+        + (f" --slots {slots}" if slots > 1 else "")
         + (f" --seed {seed}" if seed else "")
         + (f" --max-tokens {max_tokens}" if max_tokens else "")
         + (f" --backend {backend}" if backend != "llama.cpp" else "")
