@@ -62,7 +62,7 @@ setup-dev: $(VENV)/.stamp-dev-$(HASH) $(VENV)/.stamp-chromium $(VENV)/.stamp-bwr
 demo: setup
 	$(BIN)/loco doctor
 	$(BIN)/loco adapters list
-	$(BIN)/loco ask "$(QUESTION)" --max-tokens 96
+	$(BIN)/loco ask "$(QUESTION)" --max-tokens 96 --show-work
 
 # Notebooks are the source: exporting them must not change locollm/, cleaning must not change nbs/.
 check-sync: setup-dev

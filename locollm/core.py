@@ -10,9 +10,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 # %% auto #0
-__all__ = ['LocoError', 'atomic_path', 'atomic_open', 'atomic_write_text', 'sha256_file', 'find_registry', 'data_cache_dir',
-           'data_dir', 'read_jsonl', 'seeded_unit', 'StrictModel', 'import_dotted', 'save_png', 'progress_bar',
-           'code_version']
+__all__ = ['LocoError', 'atomic_path', 'atomic_open', 'atomic_write_text', 'sha256_file', 'find_registry', 'cache_dir',
+           'data_cache_dir', 'data_dir', 'read_jsonl', 'seeded_unit', 'StrictModel', 'import_dotted', 'save_png',
+           'progress_bar', 'code_version']
 
 # %% ../nbs/00_core.ipynb #1232aae7
 class LocoError(Exception):
@@ -69,9 +69,15 @@ def find_registry(start: str | Path | None = None) -> Path:
                     "cd into a LocoLLM project or set LOCOLLM_REGISTRY=/path/to/registry.yaml")
 
 # %% ../nbs/00_core.ipynb #77f945aa
+def cache_dir() -> Path:
+    """The folder LocoLLM caches in (answers, fetched data, downloads, converted checkpoints): `$LOCOLLM_CACHE`, else
+    `$XDG_CACHE_HOME/locollm`, else `~/.cache/locollm`."""
+    if env := os.environ.get("LOCOLLM_CACHE"): return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"locollm"
+
 def data_cache_dir() -> Path:
-    "Where `loco data fetch` puts the data: `$XDG_CACHE_HOME/locollm/data`, else `~/.cache/locollm/data`."
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"locollm"/"data"
+    "Where `loco data fetch` puts the data: `data/` in the cache folder."
+    return cache_dir()/"data"
 
 def data_dir(project: str | Path | None = None) -> Path:
     """The data folder: `$LOCOLLM_DATA` when it is set, else the first folder that exists of the fetch cache and

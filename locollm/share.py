@@ -15,8 +15,8 @@ from pydantic import Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 import locollm
-from .core import (LocoError, StrictModel, atomic_path, atomic_write_text, code_version, find_registry,
-                          sha256_file, progress_bar)
+from .core import (LocoError, StrictModel, atomic_path, atomic_write_text, cache_dir, code_version,
+                          find_registry, sha256_file, progress_bar)
 from .registry import AdapterCard, Registry, Sha256, Slug
 
 # %% auto #0
@@ -24,9 +24,9 @@ __all__ = ['FORMAT', 'MANIFEST', 'CARD', 'ALLOWED_SUFFIXES', 'PICKLE_SUFFIXES', 
            'WEIGHT_SUFFIXES', 'MAX_HEADER_BYTES', 'FileEntry', 'Manifest', 'safe_relpath', 'check_file_name',
            'check_file_head', 'check_file_content', 'limits', 'file_cap', 'check_file_size', 'check_manifest_caps',
            'pack', 'IndexEntry', 'LibraryIndex', 'parse_index', 'add_to_index', 'find_in_index', 'Source',
-           'resolve_source', 'cache_dir', 'part_path', 'download', 'read_manifest', 'unpack', 'copy_folder',
-           'read_card', 'verify_staged', 'load_check', 'Rename', 'Journal', 'read_journal', 'recover', 'fetch_hf',
-           'verify_archive', 'download_bar', 'install', 'uninstall']
+           'resolve_source', 'part_path', 'download', 'read_manifest', 'unpack', 'copy_folder', 'read_card',
+           'verify_staged', 'load_check', 'Rename', 'Journal', 'read_journal', 'recover', 'fetch_hf', 'verify_archive',
+           'download_bar', 'install', 'uninstall']
 
 # %% ../nbs/26_share.ipynb #7ad78c41
 FORMAT = "locollm-adapter"
@@ -407,11 +407,6 @@ def resolve_source(source: str, index: str | None = None, base_model: str | None
 
 # %% ../nbs/26_share.ipynb #164bd062
 _HEADERS = {"User-Agent": f"locollm/{locollm.__version__}"}
-
-def cache_dir() -> Path:
-    "Where downloads are kept until installed: `$LOCOLLM_CACHE`, else `~/.cache/locollm` (`$XDG_CACHE_HOME`)."
-    if env := os.environ.get("LOCOLLM_CACHE"): return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home()/".cache")/"locollm"
 
 def part_path(url: str) -> Path:
     "The `.part` file a download of `url` is written to."

@@ -178,7 +178,7 @@ def project(tmp_path_factory):
     return d
 
 def loco(project, *args, timeout=1500):
-    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache.sqlite")}   # LOCOLLM_DATA: the data conftest found
+    env = os.environ | {"LOCOLLM_CACHE": str(project/"cache")}   # LOCOLLM_DATA: the data conftest found
     return subprocess.run([*LOCO, "--registry", str(project/"registry.yaml"), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=project)
 
 # five items: with three, the first run (~55 s) is so short that the rerun's fixed start-up (~1 s: imports, hashing the base model) decides the ratio
@@ -281,7 +281,7 @@ def test_papermill_eval_notebook(tmp_path):
     out = tmp_path/"eval-out.ipynb"
     r = subprocess.run([str(pm), str(REPO/"benchmarks"/"eval.ipynb"), str(out), "-p", "adapter", "base", "-p", "benchmarks", "gsm8k",
                         "-p", "limit", "2", "-p", "max_tokens", "16", "-p", "threads", "1", "-p", "out", str(tmp_path/"report"),
-                        "--cwd", str(REPO)], capture_output=True, text=True, timeout=600, env=os.environ | {"LOCOLLM_CACHE": str(tmp_path/"c.sqlite")})
+                        "--cwd", str(REPO)], capture_output=True, text=True, timeout=600, env=os.environ | {"LOCOLLM_CACHE": str(tmp_path/"c")})
     assert r.returncode == 0, r.stderr[-3000:]
     nb = json.loads(out.read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))

@@ -81,8 +81,8 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
           out: Optional[Path] = typer.Option(None, "--out", callback=path_arg("dir"),
                                              help="Report folder (default: benchmarks/results/ADAPTER)."),
           cache: Optional[Path] = typer.Option(
-              None, "--cache", envvar="LOCOLLM_CACHE", callback=path_arg("file"),
-              help="Generation cache file (default ~/.cache/locollm/generations.sqlite)."),
+              None, "--cache", callback=path_arg("file"),
+              help="Generation cache file (default: generations.sqlite in $LOCOLLM_CACHE, else ~/.cache/locollm)."),
           no_cache: bool = typer.Option(False, "--no-cache", help="Generate everything afresh and store nothing."),
           no_write: bool = typer.Option(False, "--no-write", help="Do not write scores or status into the registry."),
           ood_rule: str = typer.Option(

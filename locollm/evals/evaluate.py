@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses, datetime as dt, hashlib, importlib.metadata, json, math, os, platform, sqlite3, sys, time
 from pathlib import Path
 from typing import Callable
-from ..core import (LocoError, atomic_write_text, atomic_path, code_version, data_dir, sha256_file, save_png,
-                          progress_bar)
+from ..core import (LocoError, atomic_write_text, atomic_path, cache_dir, code_version, data_dir, sha256_file,
+                          save_png, progress_bar)
 from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, generate_all, make_backend
@@ -25,8 +25,8 @@ __all__ = ['WEAK_JUDGE_NOTE', 'BATCH_ITEMS', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 
 
 # %% ../../nbs/63_evals.evaluate.ipynb #852ba68d
 def default_cache_path() -> Path:
-    "`$LOCOLLM_CACHE`, else `~/.cache/locollm/generations.sqlite`."
-    return Path(os.environ.get("LOCOLLM_CACHE") or "~/.cache/locollm/generations.sqlite").expanduser()
+    "`generations.sqlite` in the cache folder (`$LOCOLLM_CACHE`, else `~/.cache/locollm`)."
+    return cache_dir()/"generations.sqlite"
 
 class GenerationCache:
     "A small SQLite store: namespaced JSON values by key, plus a file-hash memo."

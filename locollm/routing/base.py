@@ -4,12 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_ROUTE_CHARS', 'EDGE_CHARS', 'REQUEST_CHARS', 'ROUTERS', 'WRAPPERS', 'RouteDecision', 'Router', 'trie_regex',
-           'KeywordRouter', 'get_router', 'GENERAL']
+           'KeywordRouter', 'mine_keywords', 'router_file', 'save_keywords', 'MinedKeywordRouter', 'get_router',
+           'GENERAL']
 
 # %% ../../nbs/30_routing.base.ipynb #07b3cb0c
-import re, time, warnings
+import collections, json, math, re, time, warnings
+from pathlib import Path
 from dataclasses import dataclass, field
-from ..core import LocoError, import_dotted
+from ..core import LocoError, atomic_write_text, import_dotted
 from ..registry import GENERAL, PATTERN_TIMEOUT_S, Registry, cue_regex
 _all_ = ["GENERAL"]   # the label of queries no specialist is for, defined with the registry, named with the routers
 
@@ -80,14 +82,18 @@ def trie_regex(words) -> str:
 
 # %% ../../nbs/30_routing.base.ipynb #1377efcc
 class KeywordRouter(Router):
-    "Weighs the registry's keyword and pattern cues per domain (and for `general`); no cue or a tie → base model."
+    """Weighs the registry's keyword and pattern cues per domain (and for `general`), plus any `extra` keywords per
+    domain; no cue or a tie → base model."""
     name = "keyword"
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, extra: dict[str, list[str]] | None = None):
         super().__init__(registry)
         cues = {d.name: d for d in registry.data.domains} | {GENERAL: registry.data.general}
+        words = {d: c.keywords for d, c in cues.items()}
+        for d, ks in (extra or {}).items():
+            if d in words: words[d] = [*words[d], *ks]    # a domain this registry does not have is ignored
         self._owners: dict[str, list[str]] = {}      # keyword → the domains that list it
-        for d, c in cues.items():
-            for k in c.keywords: self._owners.setdefault(k.lower(), []).append(d)
+        for d, ks in words.items():
+            for k in dict.fromkeys(k.lower() for k in ks): self._owners.setdefault(k, []).append(d)
         self._words = re.compile(r"(?<!\w)" + trie_regex(self._owners) + r"(?!\w)", re.IGNORECASE) if self._owners else None
         self._patterns = {d: cue_regex(c.patterns) for d, c in cues.items() if c.patterns}
 
@@ -119,8 +125,75 @@ class KeywordRouter(Router):
         if not total: return {**hits, GENERAL: 1.0}
         return {d: h / total for d, h in hits.items()}
 
+# %% ../../nbs/30_routing.base.ipynb #9f3db142
+_MINE_STOP = set("a an the of to in on for and or is are be it this that with as at by from my me i you your it's "
+                 "its we our us can could would will please thanks thank hi hey so do does did not no yes about some any all just "
+                 "like get one".split())
+_TERM = re.compile(r"[a-z][a-z0-9'+#;-]*")
+
+def _request_terms(q: str) -> set[str]:
+    """Lower-cased words and two-word phrases of a query's request (its first and last `REQUEST_CHARS` characters),
+    written as they occur, so the keyword router finds them again."""
+    q = q[:MAX_ROUTE_CHARS].lower()
+    zone = q if len(q) <= 2 * REQUEST_CHARS else q[:REQUEST_CHARS] + " \n " + q[-REQUEST_CHARS:]
+    terms, prev = set(), None
+    for tok in zone.split():
+        w = tok.strip(".,!?:;\"'()[]{}`*")
+        ok = bool(_TERM.fullmatch(w))
+        if ok and w not in _MINE_STOP and len(w) > 2: terms.add(w)
+        if ok and prev and not (prev in _MINE_STOP and w in _MINE_STOP): terms.add(f"{prev} {w}")
+        prev = w if ok and w == tok else None   # a phrase never spans punctuation
+    return terms
+
+def mine_keywords(rows: list[dict], per_domain: int = 60, min_rows: int = 5, min_z: float = 3.0) -> dict[str, list[str]]:
+    """The `per_domain` terms most typical of each domain's requests in `rows` (z-scored log-odds with an informative
+    Dirichlet prior), each term kept for the one domain it is most typical of; sorted for review."""
+    docs = collections.defaultdict(collections.Counter)   # domain → term → queries that contain it
+    sizes = collections.Counter(r["domain"] for r in rows)
+    for r in rows: docs[r["domain"]].update(_request_terms(r["query"]))
+    total, n = sum(docs.values(), collections.Counter()), len(rows)
+    best: dict[str, tuple[float, str]] = {}
+    for d, c in docs.items():
+        for t, y in c.items():
+            if y < min_rows: continue
+            a = total[t] / n * 10 + 0.01                # the prior: the term's overall rate, worth 10 queries
+            yo, no = total[t] - y, n - sizes[d]
+            delta = math.log((y + a) / (sizes[d] - y + a)) - math.log((yo + a) / (no - yo + a))
+            z = delta / math.sqrt(1 / (y + a) + 1 / (yo + a))
+            if z >= min_z and z > best.get(t, (-1.0, ""))[0]: best[t] = (z, d)
+    out = {d: [] for d in docs}
+    for t, (z, d) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        if len(out[d]) < per_domain: out[d].append(t)
+    return {d: sorted(v) for d, v in sorted(out.items())}
+
+# %% ../../nbs/30_routing.base.ipynb #ded6261e
+def router_file(registry: Registry, name: str, suffix: str = ".npz") -> Path:
+    "The file of trained router `name`: `router_files[name]` in the registry, else `routers/<name><suffix>`."
+    return registry.root/registry.data.router_files.get(name, f"routers/{name}{suffix}")
+
+def save_keywords(path: str | Path, cues: dict[str, list[str]], **meta) -> Path:
+    "Write mined `cues` (and `meta`) as reviewable JSON, atomically."
+    atomic_write_text(path, json.dumps(dict(kind="mined", **meta, cues=cues), indent=1, ensure_ascii=False) + "\n")
+    return Path(path)
+
+class MinedKeywordRouter(KeywordRouter):
+    "The keyword router with the mined cues of `routers/mined.json` beside the registry's hand-written ones."
+    name = "mined"
+    def __init__(self, registry: Registry, path: str | Path | None = None):
+        self.path = Path(path) if path else router_file(registry, "mined", ".json")
+        if not self.path.is_file():
+            raise LocoError(f"mined cue file {self.path} does not exist", "mine it with `loco router train mined`")
+        try: cues = json.loads(self.path.read_text(encoding="utf-8"))["cues"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise LocoError(f"{self.path} is not a mined cue file ({e})", "mine it again with `loco router train mined`")
+        if not (isinstance(cues, dict) and all(isinstance(v, list) and all(isinstance(t, str) for t in v)
+                                               for v in cues.values())):
+            raise LocoError(f"{self.path}: `cues` must map each domain to a list of strings", "mine it again")
+        super().__init__(registry, cues)
+
 # %% ../../nbs/30_routing.base.ipynb #59092b11
 ROUTERS = {"keyword": "locollm.routing.base.KeywordRouter",
+           "mined": "locollm.routing.base.MinedKeywordRouter",
            "tfidf": "locollm.routing.classifiers.TfidfRouter",
            "embedding": "locollm.routing.classifiers.EmbeddingRouter",
            "confidence": "locollm.routing.confidence.ConfidenceRouter",

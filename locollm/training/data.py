@@ -308,6 +308,10 @@ class HeldOut:
     sets: list[str]
     n: int = NGRAM
 
+    def overlaps(self, text: str) -> bool:
+        "Whether `text` shares an n-gram with an evaluation item."
+        return bool(ngrams(text, self.n) & self.grams)
+
 # %% ../../nbs/50_training.data.ipynb #aacf75a0
 @cache
 def _heldout(root: str, n: int) -> HeldOut:
@@ -332,7 +336,7 @@ def heldout_index(root: str | Path | None = None, n: int = NGRAM) -> HeldOut:
 def decontaminate(rows: list[Example], heldout: HeldOut) -> tuple[list[Example], list[Example]]:
     "`(kept, dropped)`: rows that share an n-gram with an evaluation item are dropped."
     kept, dropped = [], []
-    for e in rows: (dropped if ngrams(_content(e), heldout.n) & heldout.grams else kept).append(e)
+    for e in rows: (dropped if heldout.overlaps(_content(e)) else kept).append(e)
     return kept, dropped
 
 # %% ../../nbs/50_training.data.ipynb #bef70a6f
