@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MAX_ROUTE_CHARS', 'EDGE_CHARS', 'REQUEST_CHARS', 'ROUTERS', 'WRAPPERS', 'RouteDecision', 'Router', 'trie_regex',
-           'KeywordRouter', 'mine_keywords', 'router_file', 'save_keywords', 'MinedKeywordRouter', 'get_router',
-           'GENERAL']
+           'KeywordRouter', 'mine_keywords', 'router_file', 'save_keywords', 'rejected_keywords', 'MinedKeywordRouter',
+           'get_router', 'GENERAL']
 
 # %% ../../nbs/30_routing.base.ipynb #07b3cb0c
 import collections, json, math, re, time, warnings
@@ -145,9 +145,10 @@ def _request_terms(q: str) -> set[str]:
         prev = w if ok and w == tok else None   # a phrase never spans punctuation
     return terms
 
-def mine_keywords(rows: list[dict], per_domain: int = 60, min_rows: int = 5, min_z: float = 3.0) -> dict[str, list[str]]:
+def mine_keywords(rows: list[dict], per_domain: int = 60, min_rows: int = 5, min_z: float = 3.0,
+                  rejected: set[str] = frozenset()) -> dict[str, list[str]]:
     """The `per_domain` terms most typical of each domain's requests in `rows` (z-scored log-odds with an informative
-    Dirichlet prior), each term kept for the one domain it is most typical of; sorted for review."""
+    Dirichlet prior), each term kept for the one domain it is most typical of, none a reviewer `rejected`; sorted."""
     docs = collections.defaultdict(collections.Counter)   # domain → term → queries that contain it
     sizes = collections.Counter(r["domain"] for r in rows)
     for r in rows: docs[r["domain"]].update(_request_terms(r["query"]))
@@ -155,7 +156,7 @@ def mine_keywords(rows: list[dict], per_domain: int = 60, min_rows: int = 5, min
     best: dict[str, tuple[float, str]] = {}
     for d, c in docs.items():
         for t, y in c.items():
-            if y < min_rows: continue
+            if y < min_rows or t in rejected: continue
             a = total[t] / n * 10 + 0.01                # the prior: the term's overall rate, worth 10 queries
             yo, no = total[t] - y, n - sizes[d]
             delta = math.log((y + a) / (sizes[d] - y + a)) - math.log((yo + a) / (no - yo + a))
@@ -171,10 +172,20 @@ def router_file(registry: Registry, name: str, suffix: str = ".npz") -> Path:
     "The file of trained router `name`: `router_files[name]` in the registry, else `routers/<name><suffix>`."
     return registry.root/registry.data.router_files.get(name, f"routers/{name}{suffix}")
 
-def save_keywords(path: str | Path, cues: dict[str, list[str]], **meta) -> Path:
-    "Write mined `cues` (and `meta`) as reviewable JSON, atomically."
-    atomic_write_text(path, json.dumps(dict(kind="mined", **meta, cues=cues), indent=1, ensure_ascii=False) + "\n")
+def save_keywords(path: str | Path, cues: dict[str, list[str]], rejected: list[str] = (), **meta) -> Path:
+    """Write mined `cues`, the terms a reviewer `rejected` (mining skips them next time) and `meta` as reviewable JSON,
+    atomically."""
+    out = dict(kind="mined", **meta, cues=cues, rejected=sorted(set(rejected)))
+    atomic_write_text(path, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     return Path(path)
+
+def rejected_keywords(path: str | Path) -> list[str]:
+    "The terms a reviewer moved to `rejected` in the mined cue file at `path` (none if it does not exist yet)."
+    path = Path(path)
+    if not path.is_file(): return []
+    try: return [str(t) for t in json.loads(path.read_text(encoding="utf-8")).get("rejected", [])]
+    except (ValueError, AttributeError) as e:
+        raise LocoError(f"{path} is not a mined cue file ({e})", "fix it or delete it, then mine again")
 
 class MinedKeywordRouter(KeywordRouter):
     "The keyword router with the mined cues of `routers/mined.json` beside the registry's hand-written ones."

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from ..core import LocoError, atomic_path
 from ..registry import Registry
-from .base import (GENERAL, MAX_ROUTE_CHARS, MinedKeywordRouter, Router, mine_keywords, router_file,
-                                   save_keywords)
+from .base import (GENERAL, MAX_ROUTE_CHARS, MinedKeywordRouter, Router, mine_keywords,
+                                   rejected_keywords, router_file, save_keywords)
 
 # %% ../../nbs/32_routing.classifiers.ipynb #2788f7ef
 def view(q: str, head: int = 1000, tail: int = 400) -> str:
@@ -262,11 +262,13 @@ def train_embedding(train: list[dict], val: list[dict], path: str | Path, C: flo
     return fit_and_save("embedding", embed_features, train, val, path, C, weights, time.time(), dict(classes=classes))
 
 def train_mined(train: list[dict], val: list[dict], path: str | Path) -> dict:
-    "Mine keyword cues from `train` (`val` is not needed) and save them, for review, to `path`."
+    """Mine keyword cues from `train` (`val` is not needed), skipping the terms the file at `path` lists as `rejected`
+    by a reviewer, and save them to `path` for review."""
     t0 = time.time()
-    cues = mine_keywords(train)
+    rejected = rejected_keywords(path)
+    cues = mine_keywords(train, rejected=set(rejected))
     meta = dict(kind="mined", n_train=len(train), cues_per_domain={d: len(v) for d, v in cues.items()})
-    save_keywords(path, cues, n_train=len(train))
+    save_keywords(path, cues, rejected, n_train=len(train))
     return dict(meta, n_val=0, train_s=round(time.time() - t0, 1))
 
 TRAINERS = {"tfidf": train_tfidf, "embedding": train_embedding, "mined": train_mined}
