@@ -81,7 +81,8 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
                 task = prog.add_task(f"{name} on {k}", total=len(rows))
                 results[k].append(bench_router(router, rows, progress=lambda: prog.advance(task)))
         loso_results, loso_rows = {}, routing_data(loso) if loso else []
-        for kind in dict.fromkeys(nm.strip().split(":")[-1] for nm in (loso_routers or routers).split(",") if nm.strip()):
+        names = [nm.strip() for nm in (loso_routers or routers).split(",") if nm.strip()]
+        for kind in dict.fromkeys(nm.split(":")[-1] for nm in names):
             if not loso or (kind in skipped and kind not in TRAINERS): continue   # a fold trains its own
             fixed = None if kind in TRAINERS else get_router(reg, kind)
             if isinstance(fixed, ClassifierRouter): continue   # trained on these very rows: only a refit is fair

@@ -127,8 +127,8 @@ class KeywordRouter(Router):
 
 # %% ../../nbs/30_routing.base.ipynb #9f3db142
 _MINE_STOP = set("a an the of to in on for and or is are be it this that with as at by from my me i you your it's "
-                 "its we our us can could would will please thanks thank hi hey so do does did not no yes about some any all just "
-                 "like get one".split())
+                 "its we our us can could would will please thanks thank hi hey so do does did not no yes about some "
+                 "any all just like get one".split())
 _TERM = re.compile(r"[a-z][a-z0-9'+#;-]*")
 
 def _request_terms(q: str) -> set[str]:
@@ -196,7 +196,8 @@ class MinedKeywordRouter(KeywordRouter):
             raise LocoError(f"mined cue file {self.path} does not exist", "mine it with `loco router train mined`")
         try: cues = json.loads(self.path.read_text(encoding="utf-8"))["cues"]
         except (ValueError, KeyError, TypeError) as e:
-            raise LocoError(f"{self.path} is not a mined cue file ({e})", "mine it again with `loco router train mined`")
+            raise LocoError(f"{self.path} is not a mined cue file ({e})",
+                            "mine it again with `loco router train mined`")
         if not (isinstance(cues, dict) and all(isinstance(v, list) and all(isinstance(t, str) for t in v)
                                                for v in cues.values())):
             raise LocoError(f"{self.path}: `cues` must map each domain to a list of strings", "mine it again")

@@ -148,7 +148,8 @@ def bench_markdown(report: dict) -> str:
 def loso_markdown(loso: dict, n_rows: int) -> str:
     "Leave-one-source-out results as markdown: one row per router (and its confidence wrapper), then per source."
     lines = ["", f"Leave one source out ({n_rows} routing queries; each source is held out of training in turn):", "",
-             "| router | accuracy (pooled) | mean over sources | sources | worst three sources |", "|---|---|---|---|---|"]
+             "| router | accuracy (pooled) | mean over sources | sources | worst three sources |",
+             "|---|---|---|---|---|"]
     variants = [(f"confidence:{k}" if v == "confidence" else k, res[v]) for k, res in loso.items()
                 for v in ("loso", "confidence") if v in res]
     for name, r in variants:

@@ -277,6 +277,7 @@ ROUTER_SUFFIX = {"mined": ".json"}   # the others are .npz
 # %% ../../nbs/32_routing.classifiers.ipynb #0226e379
 def fit_router(kind: str, registry: Registry, rows: list[dict], path: str | Path) -> ClassifierRouter:
     "Train router `kind` on `rows` (their `val` split sets the temperature), save it to `path` and load it."
-    if kind not in TRAINERS: raise LocoError(f"'{kind}' is not a trainable router", f"use one of: {', '.join(TRAINERS)}")
+    if kind not in TRAINERS:
+        raise LocoError(f"'{kind}' is not a trainable router", f"use one of: {', '.join(TRAINERS)}")
     TRAINERS[kind]([r for r in rows if r.get("split") != "val"], [r for r in rows if r.get("split") == "val"], path)
     return {"tfidf": TfidfRouter, "embedding": EmbeddingRouter, "mined": MinedKeywordRouter}[kind](registry, path)
