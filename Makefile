@@ -129,8 +129,9 @@ notebooks: setup-dev
 	  -y "{n: 150, serving_json: ../$(ART)/serving/serving.json, plot: ../$(ART)/scaling.png, out_json: ../$(ART)/scaling.json, results_md: ../$(ART)/scaling-RESULTS.md}"
 	grep -q "hot swap p50 / p95" $(ART)/scaling-RESULTS.md
 	$(PM) benchmarks/routing.ipynb $(ART)/routing.ipynb --cwd benchmarks \
-	  -y "{routers: 'keyword,tfidf', n: 30, feedback_n: 60, feedback_steps: '0,20', out: ../$(ART)/routing, results_md: ../$(ART)/routing-RESULTS.md}"
+	  -y "{routers: 'keyword,tfidf', n: 30, loso: 40, loso_routers: 'keyword,tfidf', feedback_n: 60, feedback_steps: '0,20', out: ../$(ART)/routing, results_md: ../$(ART)/routing-RESULTS.md}"
 	grep -q "## The learned router" $(ART)/routing-RESULTS.md
+	grep -q "Leave one source out" $(ART)/routing-RESULTS.md
 	$(PM) benchmarks/adapters.ipynb $(ART)/adapters.ipynb --cwd benchmarks \
 	  -y "{plot: ../$(ART)/adapters.png, results_md: ../$(ART)/adapters-RESULTS.md}"
 	test -s $(ART)/adapters.png
