@@ -8,7 +8,7 @@ __all__ = ['math_key', 'code_key', 'Vote', 'prompt_tests', 'centrality', 'vote',
 # %% ../../nbs/41_swarm.modes.ipynb #dfbba8fa
 import ast, re, time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ..core import LocoError
 from ..answers import regex_extract, GSM8K_FLEXIBLE
 from ..answers import extract_code
@@ -99,12 +99,15 @@ def _ranked_adapters(swarm: Swarm, domain: str) -> list[str]:
     rows = leaderboard(swarm.registry, domain).get(domain, [])
     return [r.adapter for r in rows if not r.is_base and r.adapter in swarm.backend.adapters]
 
-def _finish(swarm, query, decision, gens, domain, prompt_query, mode, t0, adapters) -> Answer:
-    v = vote([g.text for g in gens], domain, prompt_query)
+def _finish(query, decision, answers: list[Answer], domain, mode, t0, adapters) -> Answer:
+    "Vote on the candidates' answers (what a tool adapter's program printed, not the program) and keep the winner's."
+    v = vote([a.text for a in answers], domain, query)
+    win = answers[v.winner]
     return Answer(
         query=query,
         decision=decision,
-        generation=gens[v.winner],
+        generation=win.generation,
+        program=win.program,
         total_ms=(time.perf_counter() - t0) * 1000,
         peak_rss_bytes=peak_rss_bytes(),
         mode=mode,
@@ -113,7 +116,7 @@ def _finish(swarm, query, decision, gens, domain, prompt_query, mode, t0, adapte
             "support": v.support,
             "candidates": adapters,
             "winner": adapters[v.winner],
-            "answers": [g.text for g in gens],
+            "answers": [a.text for a in answers],
         },
     )
 
@@ -125,9 +128,8 @@ def ensemble(swarm: Swarm, query: str, use_re2: bool = False, **gen) -> Answer:
     names = _ranked_adapters(swarm, d.domain)
     if not names:
         return swarm.ask(query, use_re2=use_re2, decision=d, **gen)  # nothing to vote with: the single routed answer
-    q = re2(query) if use_re2 else query
-    gens = [swarm.backend.generate(swarm.registry.adapter(n).prompt(q), n, **gen) for n in names]
-    return _finish(swarm, query, d, gens, d.domain, query, "ensemble", t0, names)
+    answers = [swarm.ask(query, use_re2=use_re2, decision=replace(d, adapter=n), **gen) for n in names]
+    return _finish(query, d, answers, d.domain, "ensemble", t0, names)
 
 # %% ../../nbs/41_swarm.modes.ipynb #23496961
 def self_consistency(swarm: Swarm, query: str, k: int = 5, temperature: float = 0.7, adapter: str | None = None,
@@ -136,6 +138,5 @@ def self_consistency(swarm: Swarm, query: str, k: int = 5, temperature: float = 
     if k < 1: raise LocoError(f"k must be at least 1 (got {k})", "use --sc 3 or more")
     t0 = time.perf_counter()
     d = swarm.decide(query, adapter)
-    prompt = swarm.prompt(query, d, use_re2)
-    gens = [swarm.backend.generate(prompt, d.adapter, temperature=temperature, seed=s, **gen) for s in range(k)]
-    return _finish(swarm, query, d, gens, d.domain, query, f"self-consistency k={k}", t0, [d.adapter or "base"] * k)
+    answers = [swarm.ask(query, use_re2=use_re2, decision=d, temperature=temperature, seed=s, **gen) for s in range(k)]
+    return _finish(query, d, answers, d.domain, f"self-consistency k={k}", t0, [d.adapter or "base"] * k)
