@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
 
-.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows
+.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows lab-answers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ demo: setup
 	$(BIN)/loco doctor
 	$(BIN)/loco adapters list
 	$(BIN)/loco ask "$(QUESTION)" --max-tokens 96 --show-work
+
+# The base model's answers to the lab profile's items (`loco eval --profile lab`), shipped in the package so that a
+# student's lab evaluation generates only the adapter's answers. Rerun when the base model, a benchmark or the
+# profile changes; the file is named after the model's sha256, so another model never reads it.
+lab-answers: setup
+	$(BIN)/loco eval base --profile lab --no-write --out "$$(mktemp -d)" --save-answers "$$($(BIN)/python -c \
+	  "from locollm.evals.evaluate import lab_answers_path; print(lab_answers_path('registry.yaml'))")"
 
 # Notebooks are the source: exporting them must not change locollm/, cleaning must not change nbs/.
 check-sync: setup-dev
@@ -142,6 +149,9 @@ notebooks: setup-dev
 	$(PM) benchmarks/eval_batching.ipynb $(ART)/eval_batching.ipynb --cwd benchmarks \
 	  -y "{adapter: base, limit: 3, max_tokens: 8, slots: 2, results_dir: ../$(ART)/eval_batching, results_md: ../$(ART)/eval_batching/RESULTS.md}"
 	test -s $(ART)/eval_batching/eval_batching.json
+	$(PM) benchmarks/lab_eval.ipynb $(ART)/lab_eval.ipynb --cwd benchmarks \
+	  -y "{adapter: math-gsm8k, limit: 2, max_tokens: 8, budget_s: 600, results_dir: ../$(ART)/lab_eval, results_md: ../$(ART)/lab_eval/RESULTS.md}"
+	test -s $(ART)/lab_eval/lab_eval.json
 	$(PM) benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json
@@ -157,11 +167,11 @@ notebooks: setup-dev
 	$(PM) benchmarks/ternary.ipynb $(ART)/ternary.ipynb --cwd benchmarks \
 	  -y "{kinds: TQ2_0, n_texts: 2, bench_n: 1, plot: ../$(ART)/ternary.png, out_json: ../$(ART)/ternary.json, results_md: ../$(ART)/ternary-RESULTS.md}"
 	grep -q "absmean ternary" $(ART)/ternary-RESULTS.md
-	$(BIN)/python tools/run_course.py --out $(ART)/course
+	# the course runs in pytest (tests/test_course.py: in order, in one workspace, following one adapter)
 
 # Every benchmark notebook at full size, rewriting its section of benchmarks/RESULTS.md (hours on 2 cores when the
 # generation cache is cold). serving runs before scaling, which reads its file; the adapters' `loco eval` runs come first.
-BENCH_NBS := routing serving scaling serve_load eval_batching training adapters swarm_modes composition swarm_vs_base ternary
+BENCH_NBS := routing serving scaling serve_load eval_batching lab_eval training adapters swarm_modes composition swarm_vs_base ternary
 benchmarks: setup-dev
 	mkdir -p $(ART)
 	for nb in $(BENCH_NBS); do $(PM) benchmarks/$$nb.ipynb $(ART)/$$nb.ipynb --cwd benchmarks || exit 1; done

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #31cc959f
 from __future__ import annotations
-import hashlib, importlib, json, os, subprocess, tempfile
+import datetime as dt, hashlib, importlib, json, os, subprocess, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict
@@ -139,12 +139,33 @@ def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     return Path(path)
 
-def progress_bar(*fields, columns: tuple | None = None, enabled: bool = True, transient: bool = False):
+def _progress_line(task, fields: dict) -> str:
+    left = f", ~{dt.timedelta(seconds=round(task.time_remaining))} left" if task.time_remaining else ""
+    extra = "".join(f" · {k} {v}" for k, v in fields.items())
+    return (f"{task.description}: {task.completed:.0f}/{task.total:.0f} ({task.completed / task.total:.0%}){extra} · "
+            f"{dt.timedelta(seconds=round(task.elapsed or 0))} elapsed{left}")
+
+def progress_bar(*fields, columns: tuple | None = None, enabled: bool = True, transient: bool = False,
+                 every: float = 0.1, stream=None):
     """A rich `Progress` on stderr: description, bar, done/total, `fields`, elapsed and remaining time (or just
-    `columns`)."""
+    `columns`). Where nothing redraws a bar (a log file, CI, a notebook) it prints a line at each `every` of a task
+    instead, so long work shows its progress there too."""
     from rich.console import Console
     from rich.progress import (Progress, BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
+    console = Console(stderr=True)
+    redraws = console.is_terminal and not console.is_jupyter
+
+    class LineProgress(Progress):
+        def update(self, task_id, **kw): super().update(task_id, **kw); self._line(task_id)
+        def advance(self, task_id, advance: float = 1): super().advance(task_id, advance); self._line(task_id)
+        def _line(self, task_id):
+            t, shown = self._tasks[task_id], self._shown.get(task_id, 0)
+            step = int(t.completed / t.total / every + 1e-9) if t.total else 0   # 35/50 is 7 tenths, not 6.99…
+            if enabled and not redraws and step > shown:
+                self._shown[task_id] = step
+                print(_progress_line(t, t.fields), file=stream or sys.stderr, flush=True)
+
     columns = columns or (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -154,7 +175,9 @@ def progress_bar(*fields, columns: tuple | None = None, enabled: bool = True, tr
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    return Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=transient)
+    bar = LineProgress(*columns, console=console, disable=not (enabled and redraws), transient=transient)
+    bar._shown = {}
+    return bar
 
 # %% ../nbs/00_core.ipynb #b6da85df
 def code_version() -> str:

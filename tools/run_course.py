@@ -8,13 +8,16 @@
 
 Each notebook runs with `course/` as its working folder (as when a student opens it in JupyterLab);
 the executed copies go to `--out` (default `artifacts/course/`, gitignored), with `timings.json`.
+The notebooks share one course workspace (the student's own project, where 03's adapter lives and
+04–08 pick it up): `--out`/workspace, made afresh when the run starts with 00 (`--set workspace=…`
+picks another, kept as it is). Its `course-trail.jsonl` says which adapter each notebook used.
 Before running, the committed notebooks are checked: each must be clean (no outputs, no execution
 counts) and have a cell tagged `parameters` that defines `ci`, so that `-p ci True` really shrinks it.
 The exit code is 1 if any check fails or any notebook raises; the error of each failed notebook is
 printed, and the run goes on with the next one so that one report lists every failure.
 """
 from __future__ import annotations
-import argparse, ast, json, os, re, sys, time
+import argparse, ast, json, os, re, shutil, sys, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +84,9 @@ def main(argv=None) -> int:
     if bad: return 1
     a.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if "workspace" not in extra:
+        extra["workspace"] = str((a.out/"workspace").resolve())
+        if nbs[0].name.startswith("00") and Path(extra["workspace"]).exists(): shutil.rmtree(extra["workspace"])
     results, total = [], time.perf_counter()
     for p in nbs:
         print(f"▶ {p.name} …", flush=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 import typer
 from rich.table import Table
+from ..core import LocoError
 from .common import (COUNT_MAX, MAX_TOKENS, SEED_MAX, app, backend_arg, checked, console, load_registry,
                                 name_arg, path_arg, path_ok, print_json, state)
 
@@ -57,6 +58,11 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
               None, "--benchmarks", callback=benchmarks_arg,
               help="Benchmarks, comma-separated or repeated (default: every domain's). gsm8k, humaneval, "
                    "summarisation, writing; math-code (cross-domain); jsonl:SCORER:PATH."),
+          profile: Optional[str] = typer.Option(
+              None, "--profile",
+              help="lab: a lab session's preview (the gate's minimum of 50 items everywhere, 128-token answers, no "
+                   "extension, nothing written into the registry; the base model's answers ship with the package, so "
+                   "only the adapter's are generated). Options given explicitly win."),
           limit: Optional[int] = typer.Option(
               None, "--limit", "-n", min=1, max=COUNT_MAX,
               help="Items per benchmark, a fixed seeded subset (default: gsm8k 250, the others all)."),
@@ -85,6 +91,12 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
               help="Generation cache file (default: generations.sqlite in $LOCOLLM_CACHE, else ~/.cache/locollm)."),
           no_cache: bool = typer.Option(False, "--no-cache", help="Generate everything afresh and store nothing."),
           no_write: bool = typer.Option(False, "--no-write", help="Do not write scores or status into the registry."),
+          no_extend: bool = typer.Option(
+              False, "--no-extend", help="Do not rerun an out-of-domain check its items cannot decide on more items."),
+          save_answers: Optional[Path] = typer.Option(
+              None, "--save-answers", callback=path_arg("file"),
+              help="Also write the answers this run used (gzipped JSON lines) to this file, for `GenerationCache.seed` "
+                   "(how the lab profile's base answers are made: `make lab-answers`)."),
           ood_rule: str = typer.Option(
               "noninferiority", "--ood-rule", callback=ood_rule_arg,
               help="Out-of-domain rule: noninferiority (the one-sided 95% lower bound of adapter − base above "
@@ -96,8 +108,11 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (docs/eval-json-schema.md).")):
     "Evaluate ADAPTER and the base model on the same items; report, verdict and registry scores."
     from locollm.evals.evaluate import evaluate_adapter   # numpy, scipy and the benchmarks: only here
+    from locollm.evals.evaluate import GenerationCache
+    if save_answers and no_cache: raise LocoError("--save-answers needs the cache", "drop --no-cache")
     reg = load_registry()
     names = _split(benchmarks)
+    store = False if no_cache else GenerationCache(cache)
     rep = evaluate_adapter(
         reg,
         adapter,
@@ -108,7 +123,7 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         seed=seed,
         max_tokens=max_tokens,
         threads=threads,
-        cache=False if no_cache else cache,
+        cache=store,
         out_dir=out,
         write_registry=not no_write,
         progress=not state.debug,
@@ -116,7 +131,10 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         ood_limit=ood_limit,
         allow_unsandboxed_code=allow_unsandboxed_code,
         slots=slots,
+        extend=not no_extend,
+        profile=profile,
     )
+    saved = store.export(save_answers) if save_answers else None
     d = rep.to_dict()
     if as_json: return print_json(d)
     console.print(_table(d))
@@ -133,3 +151,4 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         + (" · registry updated" if d["registry_updated"] else "")
         + "[/]"
     )
+    if saved is not None: console.print(f"saved {saved} answers to {save_answers}")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/63_evals.evaluate.ipynb #e2df284b
 from __future__ import annotations
-import dataclasses, datetime as dt, hashlib, importlib.metadata, json, math, os, platform, sqlite3, sys, time
+import dataclasses, datetime as dt, gzip, hashlib, importlib.metadata, json, math, os, platform, re, sqlite3, sys, time
 from pathlib import Path
 from typing import Callable
 from ..core import (LocoError, atomic_write_text, atomic_path, cache_dir, code_version, data_dir, sha256_file,
@@ -18,20 +18,29 @@ from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_c
 from ..leaderboard import format_value
 
 # %% auto #0
-__all__ = ['WEAK_JUDGE_NOTE', 'BATCH_ITEMS', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 'PACKAGES', 'default_cache_path',
-           'GenerationCache', 'NoCache', 'CachedBackend', 'OllamaJudge', 'make_judge', 'greedy_params', 'run_benchmark',
-           'judge_consistency', 'summarise', 'package_versions', 'EvalReport', 'report_markdown', 'plot_report',
-           'cached_backend', 'add_checked_adapter', 'cached_run', 'evaluate_adapter', 'save_report']
+__all__ = ['SHARED_NAMESPACES', 'WEAK_JUDGE_NOTE', 'BATCH_ITEMS', 'JUDGE_MIN_CONSISTENCY', 'SCHEMA', 'PACKAGES', 'EVAL_PROFILES',
+           'default_cache_path', 'shipped_answers', 'GenerationCache', 'NoCache', 'CachedBackend', 'OllamaJudge',
+           'make_judge', 'greedy_params', 'run_benchmark', 'judge_consistency', 'summarise', 'package_versions',
+           'EvalReport', 'report_markdown', 'plot_report', 'cached_backend', 'lab_answers_path', 'add_checked_adapter',
+           'cached_run', 'evaluate_adapter', 'save_report']
 
 # %% ../../nbs/63_evals.evaluate.ipynb #852ba68d
 def default_cache_path() -> Path:
     "`generations.sqlite` in the cache folder (`$LOCOLLM_CACHE`, else `~/.cache/locollm`)."
     return cache_dir()/"generations.sqlite"
 
+SHARED_NAMESPACES = ("generation", "logprobs", "sandbox")   # what a model computed, worth shipping; not scores or stats
+
+def shipped_answers(model_sha256: str) -> Path:
+    "Where the package keeps the base model's answers to the lab profile's items, for the model with this sha256."
+    import locollm
+    return Path(locollm.__file__).resolve().parent/"lab_answers"/f"{model_sha256[:16]}.jsonl.gz"
+
 class GenerationCache:
     "A small SQLite store: namespaced JSON values by key, plus a file-hash memo."
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_cache_path()
+        self.touched: set[tuple[str, str]] = set()   # entries this run read or wrote: what `export` writes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
@@ -51,10 +60,38 @@ class GenerationCache:
 
     def get(self, ns: str, key: str) -> dict | None:
         row = self.db.execute("SELECT value FROM entries WHERE ns = ? AND key = ?", (ns, key)).fetchone()
+        if row: self.touched.add((ns, key))
         return json.loads(row[0]) if row else None
 
     def put(self, ns: str, key: str, value: dict) -> None:
         self.db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", (ns, key, json.dumps(value), time.time()))
+        self.touched.add((ns, key))
+
+    def export(self, path: str | Path, namespaces: tuple[str, ...] = SHARED_NAMESPACES) -> int:
+        "Write the entries of `namespaces` this run read or wrote to `path` (gzipped JSON lines, sorted); their number."
+        rows = [(ns, k, self.db.execute("SELECT value FROM entries WHERE ns = ? AND key = ?", (ns, k)).fetchone())
+                for ns, k in sorted(self.touched) if ns in namespaces]
+        lines = "".join(json.dumps({"ns": ns, "key": k, "value": json.loads(v[0])}, sort_keys=True) + "\n"
+                        for ns, k, v in rows if v)
+        with atomic_path(path) as tmp: Path(tmp).write_bytes(gzip.compress(lines.encode(), mtime=0))   # same bytes
+        return lines.count("\n")
+
+    def seed(self, path: str | Path) -> int:
+        """Add the entries of an `export`ed file that this cache lacks (never replacing one); how many were new. A file
+        is checked line by line: namespaces it may fill, sha256 keys, JSON objects."""
+        try:
+            with gzip.open(path, "rt") as f: rows = [json.loads(line) for line in f if line.strip()]
+        except (OSError, EOFError, ValueError) as e:
+            raise LocoError(f"{path} is not a file of cached answers ({e})", "delete it, or export it again")
+        good = lambda r: (isinstance(r, dict) and r.get("ns") in SHARED_NAMESPACES and isinstance(r.get("value"), dict)
+                          and isinstance(r.get("key"), str) and re.fullmatch(r"[0-9a-f]{64}", r["key"]))
+        if bad := next((i for i, r in enumerate(rows, 1) if not good(r)), None):
+            raise LocoError(f"{path}: line {bad} is not a cached answer (ns, 64-hex key, value)",
+                            "delete the file, or export it again with `loco eval … --save-answers`")
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?)",
+                            [(r["ns"], r["key"], json.dumps(r["value"]), time.time()) for r in rows])
+        return self.db.total_changes - before
 
     def file_sha256(self, path: str | Path) -> str:
         "sha256 of a file, remembered by (real path, size, mtime)."
@@ -598,6 +635,12 @@ def cached_backend(reg: Registry, backend: str, store: GenerationCache, threads:
         batches="slots" in kw,
     )
 
+# %% ../../nbs/63_evals.evaluate.ipynb #6f4f931c
+def lab_answers_path(registry: Registry | str | Path | None = None) -> Path:
+    "The file of shipped lab answers for `registry`'s base model (what `make lab-answers` writes)."
+    reg = registry if isinstance(registry, Registry) else Registry.load(registry)
+    return shipped_answers(GenerationCache().file_sha256(base_model_path(reg)))
+
 # %% ../../nbs/63_evals.evaluate.ipynb #6877e12f
 def add_checked_adapter(reg: Registry, cb: CachedBackend, card) -> str:
     """Add `card`'s adapter to `cb`, its file checked against the registry's sha256; returns the sha256 that keys its
@@ -618,6 +661,12 @@ def cached_run(reg: Registry, adapters=(), benches=(), threads: int | None = Non
     return store, cb
 
 # %% ../../nbs/63_evals.evaluate.ipynb #1b8a1c3f
+EVAL_PROFILES = {  # named settings for `loco eval --profile`; an option given explicitly wins
+    # a lab session: the gate's minimum of items everywhere, short answers, no extension (the shipped base answers);
+    # a preview, so it writes nothing into the registry: answers cut at 128 tokens are not the verdict that counts
+    "lab": {"limit": MIN_N, "ood_limit": MIN_N, "max_tokens": 128, "extend": False, "write_registry": False},
+}
+
 def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None,
                      benchmarks: list[str] | str | None = None, limit: int | None = None, backend: str = "llama.cpp", *,
                      judge: str | None = "base", seed: int = 0, max_tokens: int | None = None,
@@ -625,9 +674,16 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      out_dir: str | Path | None = None, write_registry: bool = True, progress: bool = True,
                      alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "noninferiority", min_n: int = MIN_N,
                      command: str | None = None, ood_limit: int | None = None,
-                     allow_unsandboxed_code: bool = False, slots: int = 1) -> EvalReport:
+                     allow_unsandboxed_code: bool = False, slots: int = 1, extend: bool = True,
+                     profile: str | None = None) -> EvalReport:
     "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
     t0 = time.perf_counter()
+    if profile is not None:
+        if profile not in EVAL_PROFILES:
+            raise LocoError(f"no evaluation profile '{profile}'", f"use one of: {', '.join(EVAL_PROFILES)}")
+        p = EVAL_PROFILES[profile]
+        limit, ood_limit, max_tokens = limit or p["limit"], ood_limit or p["ood_limit"], max_tokens or p["max_tokens"]
+        extend, write_registry = extend and p["extend"], write_registry and p["write_registry"]
     slots = slots if backend == "llama.cpp" else 1   # only llama.cpp batches
     reg = registry if isinstance(registry, Registry) else Registry.load(registry)
     bm = reg.data.base_model
@@ -648,6 +704,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     store = NoCache() if cache is False else cache if isinstance(cache, GenerationCache) else GenerationCache(cache)
     cb = cached_backend(reg, backend, store, threads, slots)
     model_sha, ad_sha = cb.model_sha256, None
+    shipped = shipped_answers(model_sha)
+    seeded = store.seed(shipped) if store.path and shipped.exists() else 0   # the base model's lab answers, shipped
     if card is not None:
         ad_sha = add_checked_adapter(reg, cb, card)
         fit = f"{backend}\x00{model_sha}\x00{ad_sha}"
@@ -704,7 +762,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             for c in (verdict or {}).get("checks", []):
                 name = c["check"].removeprefix("not worse on ")
                 i = next((k for k, r in enumerate(results) if r["name"] == name), None)
-                if c["passed"] is not None or i is None or results[i]["n"] >= results[i]["full_size"]: continue
+                if not extend or c["passed"] is not None or i is None or results[i]["n"] >= results[i]["full_size"]:
+                    continue
                 s, rows = run(name, min(results[i]["full_size"], c.get("items_needed") or results[i]["full_size"]), True)
                 s["extended_from"] = results[i]["n"]
                 all_rows = [r for r in all_rows if r["benchmark"] != name] + rows
@@ -738,6 +797,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "min_n": min_n,
             "writing": writing if any(r["domain"] == "writing" for r in results) else None,
             "slots": slots,
+            "extend": extend,
+            "profile": profile,
         },
         "judge": judge_info,
         "sandbox": sandbox,
@@ -748,12 +809,15 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "path": str(store.path) if store.path else None,
             "hits": cb.hits + getattr(judge_backend, "hits", 0) * (judge_backend is not cb),
             "misses": cb.misses + getattr(judge_backend, "misses", 0) * (judge_backend is not cb),
+            "seeded": seeded,
         },
         "command": command
         or f"loco eval {card.name if card else 'base'} --benchmarks {','.join(names)}"
+        + (f" --profile {profile}" if profile else "")
         + (f" --limit {limit}" if limit else "")
         + (f" --ood-limit {ood_limit}" if ood_limit else "")
         + (f" --slots {slots}" if slots > 1 else "")
+        + ("" if extend else " --no-extend")
         + (f" --seed {seed}" if seed else "")
         + (f" --max-tokens {max_tokens}" if max_tokens else "")
         + (f" --backend {backend}" if backend != "llama.cpp" else "")
@@ -785,6 +849,8 @@ def _write_scores(reg: Registry, name: str, results: list[dict], verdict: dict |
                 n=r["n"],
                 baseline=p["base"],
                 p_value=min(1.0, max(0.0, p["p_value"])),
+                diff_ci_low=p["diff_ci"][0],
+                diff_ci_high=p["diff_ci"][1],
                 date=today,
                 code_version=cv,
             )
@@ -800,7 +866,7 @@ def _write_scores(reg: Registry, name: str, results: list[dict], verdict: dict |
         c = r2.adapter(name)
         done = {(s.benchmark, s.metric) for s in new}
         c.scores = [s for s in c.scores if (s.benchmark, s.metric) not in done] + new
-        if status and c.status != "retired": c.status = status
+        if status and c.status != "retired": c.status, c.status_reason = status, "; ".join(verdict["reasons"])
     return True
 
 # %% ../../nbs/63_evals.evaluate.ipynb #2971e403

@@ -6,11 +6,11 @@
 __all__ = ['SORTS', 'sorted_rows', 'rows_html', 'leaderboard_widget']
 
 # %% ../../nbs/65_evals.widgets.ipynb #b519e385
+import html, os
 from pathlib import Path
 from ..registry import Registry
-from ..leaderboard import leaderboard
-from ..leaderboard import leaderboard_markdown, leaderboard_plot
-from ..leaderboard import LeaderboardRow
+from ..leaderboard import (LeaderboardRow, format_interval, format_value, leaderboard, leaderboard_markdown,
+                                 leaderboard_plot, verdict_text)
 
 # %% ../../nbs/65_evals.widgets.ipynb #93db26fc
 SORTS = {"rank": lambda r: (r.value is None, -(r.value or 0)), "name": lambda r: r.adapter,
@@ -22,17 +22,15 @@ def sorted_rows(rows: list[LeaderboardRow], by: str = "rank") -> list[Leaderboar
 
 def rows_html(rows: list[LeaderboardRow], metric: str = "score") -> str:
     "An HTML table of leaderboard rows showing `metric` (`score` or `Δ vs base`)."
-    f = lambda v, fmt="{:.3f}": "—" if v is None else fmt.format(v)
-    head = (
-        "<tr><th>rank</th><th>adapter</th><th>"
-        + metric
-        + "</th><th>95% CI</th><th>n</th><th>verdict</th><th>active</th></tr>"
-    )
+    score = metric == "score"
+    head = f"<tr><th>rank</th><th>adapter</th><th>{metric}</th><th>95% CI</th><th>n</th><th>p</th><th>verdict</th>" \
+           "<th>active</th></tr>"
     body = "".join(
-        f"<tr><td>{f(r.rank, '{}')}</td><td>{'<i>base model</i>' if r.is_base else r.adapter}</td>"
-        f"<td>{f(r.value if metric == 'score' else r.delta, '{:.3f}' if metric == 'score' else '{:+.3f}')}</td>"
-        f"<td>{f(r.ci_low)}–{f(r.ci_high)}</td><td>{f(r.n, '{}')}</td><td>{'reference' if r.is_base else r.status}</td>"
-        f"<td>{'●' if r.active else ''}</td></tr>"
+        f"<tr><td>{format_value(r.rank, '{}')}</td><td>{'<i>base model</i>' if r.is_base else r.adapter}</td>"
+        f"<td>{format_value(r.value, '{:.3f}') if score else format_value(r.delta, '{:+.3f}')}</td>"
+        f"<td>{format_interval(r.ci_low, r.ci_high) if score else format_interval(r.delta_ci_low, r.delta_ci_high, '{:+.3f}')}"
+        f"</td><td>{format_value(r.n, '{}')}</td><td>{format_value(r.p_value, '{:.3g}')}</td>"
+        f"<td>{html.escape(verdict_text(r))}</td><td>{'●' if r.active else ''}</td></tr>"
         for r in rows
     )
     return f"<table>{head}{body}</table>"
@@ -40,7 +38,8 @@ def rows_html(rows: list[LeaderboardRow], metric: str = "score") -> str:
 # %% ../../nbs/65_evals.widgets.ipynb #34858279
 def _details(reg: Registry, name: str) -> str:
     c = reg.adapter(name)
-    link = lambda p: f"<a href='{p}'>{p}</a>" if p else "—"
+    # relative to where the notebook runs (Jupyter serves files from its own folder), so links work from nbs/ or course/
+    link = lambda p: f"<a href='{os.path.relpath(reg.root/p)}'>{p}</a>" if p else "—"
     return (
         f"<b>{c.name}</b> v{c.version} ({c.domain}, {c.status})<br>authors: {', '.join(c.authors) or '—'}<br>licence: "
         f"{c.licence}"
