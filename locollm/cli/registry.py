@@ -28,11 +28,15 @@ def validate(path: Optional[Path] = typer.Argument(None, callback=path_arg("file
         reg = Registry.load(path, check_files=True)
         issues, where = [], reg.path
     except RegistryError as e: issues, where = e.issues, path
-    if as_json: print_json({"valid": not issues, "issues": [dict(i) | {"message": str(i)} for i in issues]})
+    from locollm.routing.base import unroutable_warning
+    warnings = [w] if not issues and (w := unroutable_warning(reg)) else []   # valid, but a domain nothing reaches
+    if as_json:
+        print_json({"valid": not issues, "issues": [dict(i) | {"message": str(i)} for i in issues], "warnings": warnings})
     elif issues:
         for i in issues: print(str(i), file=sys.stderr)
     else:
         console.print(f"[green]✓[/] {where}: valid ({len(reg.data.domains)} domains, {len(reg.data.adapters)} adapters)")
+        for w in warnings: console.print(f"[yellow]⚠[/] {w}")
     if issues: raise typer.Exit(1)
 
 # %% ../../nbs/90b_cli.registry.ipynb #4597342c

@@ -159,9 +159,13 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
                                                                        "(default: all)."),
                       n: int = typer.Option(1000, "--n", min=1, max=COUNT_MAX, help="Source examples per domain."),
                       seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
+                      extra: Optional[list[Path]] = typer.Option(
+                          None, "--extra", callback=path_arg("file", exists=True),
+                          help="JSONL of your own queries (`query`, `domain`), added to the routing data (repeatable): "
+                               "how a new domain gets routed to."),
                       as_json: bool = typer.Option(False, "--json")):
     "Train classifier routers on the routing data and register their files."
-    from locollm.routing.data import split_rows
+    from locollm.routing.data import read_routing_rows, split_rows, with_splits
     from locollm.routing.base import ROUTER_SUFFIX
     from locollm.routing.classifiers import TRAINERS, register_router_file
     from locollm.routing.confidence import calibrate
@@ -170,7 +174,12 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
     for nm in names:
         if nm not in TRAINERS:
             raise LocoError(f"'{nm}' is not a trainable router", f"use one of: {', '.join(TRAINERS)}")
-    rows = routing_data(n, seed)
+    own = [r for p in extra or [] for r in read_routing_rows(p)]
+    domains = {d.name for d in reg.data.domains} | {GENERAL}
+    if bad := next((r for r in own if r["domain"] not in domains), None):
+        raise LocoError(f"{bad['source']}.jsonl: domain '{bad['domain']}' is not a domain of the registry",
+                        f"use one of: {', '.join(sorted(domains))}, or add the domain to registry.yaml first")
+    rows = routing_data(n, seed) + with_splits(own, seed)
     tr, va = split_rows(rows, "train"), split_rows(rows, "val")
     out = {}
     for nm in names:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MAX_ROUTE_CHARS', 'EDGE_CHARS', 'REQUEST_CHARS', 'ROUTER_SUFFIX', 'ROUTERS', 'WRAPPERS', 'RouteDecision', 'Router',
            'trie_regex', 'KeywordRouter', 'mine_keywords', 'router_file', 'save_keywords', 'read_keywords',
-           'rejected_keywords', 'MinedKeywordRouter', 'get_router', 'GENERAL']
+           'rejected_keywords', 'MinedKeywordRouter', 'get_router', 'unroutable', 'unroutable_warning', 'GENERAL']
 
 # %% ../../nbs/30_routing.base.ipynb #07b3cb0c
 import collections, json, math, re, time, warnings
@@ -40,6 +40,11 @@ class Router:
 
     @property
     def labels(self) -> list[str]: return [d.name for d in self.registry.data.domains] + [GENERAL]
+
+    @property
+    def known(self) -> set[str]:
+        "The labels this router can send a query to (a trained router: those it was trained on)."
+        return set(self.labels)
 
     def scores(self, query: str) -> dict[str, float]: raise NotImplementedError
 
@@ -96,6 +101,9 @@ class KeywordRouter(Router):
             for k in dict.fromkeys(k.lower() for k in ks): self._owners.setdefault(k, []).append(d)
         self._words = re.compile(r"(?<!\w)" + trie_regex(self._owners) + r"(?!\w)", re.IGNORECASE) if self._owners else None
         self._patterns = {d: cue_regex(c.patterns) for d, c in cues.items() if c.patterns}
+
+    @property
+    def known(self) -> set[str]: return {d for ds in self._owners.values() for d in ds} | set(self._patterns) | {GENERAL}
 
     def _cues(self, q: str):
         "`(start, end, domain)` of every keyword and pattern match in `q`."
@@ -234,3 +242,18 @@ def get_router(registry: Registry, name: str | None = None) -> Router:
     if not (isinstance(cls, type) and callable(getattr(cls, "route", None))):
         raise LocoError(f"'{outer}' is not a router class", "subclass locollm.routing.base.Router")
     return cls(registry, get_router(registry, inner)) if inner else cls(registry)
+
+# %% ../../nbs/30_routing.base.ipynb #a826d35d
+def unroutable(registry: Registry, router: Router | None = None) -> list[str]:
+    "The registry's domains its router (or `router`) never sends a query to: no cue for them, or not trained on them."
+    known = (router or get_router(registry)).known
+    return [d.name for d in registry.data.domains if d.name not in known]
+
+def unroutable_warning(registry: Registry) -> str | None:
+    "One line on the domains the registry's router never routes to, with the fix; None when it reaches them all."
+    try: router = get_router(registry)
+    except LocoError: return None   # a router that cannot load is `loco registry validate`'s own error
+    if not (lost := unroutable(registry, router)): return None
+    return (f"the router '{router.name}' never sends a query to {', '.join(map(repr, lost))} (no cues, or not trained "
+            f"on it): give the domain keywords in registry.yaml, or write some of its queries to a JSONL file "
+            f"(query, domain) and run `loco router train --extra FILE`")

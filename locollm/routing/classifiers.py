@@ -123,6 +123,9 @@ class ClassifierRouter(Router):
         self.temperature = float(self.meta.get("temperature", 1.0))
         self._load(a)
 
+    @property
+    def known(self) -> set[str]: return set(self.classes) & set(self.labels) | {GENERAL}
+
     def _load(self, arrays: dict): pass
     def features(self, queries: list[str]): raise NotImplementedError
 

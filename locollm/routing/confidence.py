@@ -44,6 +44,8 @@ class ConfidenceRouter(Router):
         self.name = f"confidence:{self.base.name}"
 
     def scores(self, query: str) -> dict[str, float]: return self.base.scores(query)
+    @property
+    def known(self) -> set[str]: return self.base.known
 
     def _adapter(self, domain):
         card = self.registry.answering_adapter(domain)

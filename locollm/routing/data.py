@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['split_of', 'general_group', 'math_examples', 'code_examples', 'policy_domain', 'writing_examples',
            'summarisation_examples', 'general_examples', 'user_general_examples', 'everyday_examples',
-           'build_routing_data', 'split_rows', 'read_routing_rows']
+           'build_routing_data', 'split_rows', 'read_routing_rows', 'with_splits']
 
 # %% ../../nbs/31_routing.data.ipynb #a3f482a5
 import hashlib, json, random, re
@@ -536,3 +536,8 @@ def read_routing_rows(path: str | Path) -> list[dict]:
     if bad := next((i for i, r in enumerate(rows, 1) if "query" not in r or "domain" not in r), None):
         raise LocoError(f"{path}: row {bad} needs `query` and `domain`", 'write rows like {"query": "…", "domain": "math"}')
     return [dict(r, source=r.get("source") or Path(path).stem) for r in rows]
+
+def with_splits(rows: list[dict], seed: int = 0) -> list[dict]:
+    "Routing rows of one's own, each its own source example (unless it has a `group`), with the seeded `split`."
+    rows = [dict(r, group=r.get("group") or f"{r['source']}:" + _h(r["query"])) for r in rows]
+    return [dict(r, split=split_of(r["group"], seed)) for r in rows]
