@@ -150,7 +150,7 @@ notebooks: setup-dev
 	  -y "{adapter: base, limit: 3, max_tokens: 8, slots: 2, results_dir: ../$(ART)/eval_batching, results_md: ../$(ART)/eval_batching/RESULTS.md}"
 	test -s $(ART)/eval_batching/eval_batching.json
 	$(PM) benchmarks/lab_eval.ipynb $(ART)/lab_eval.ipynb --cwd benchmarks \
-	  -y "{adapter: math-gsm8k, limit: 2, max_tokens: 8, budget_s: 600, results_dir: ../$(ART)/lab_eval, results_md: ../$(ART)/lab_eval/RESULTS.md}"
+	  -y "{adapter: math-gsm8k, limit: 2, ood_limit: 2, max_tokens: 8, budget_s: 600, results_dir: ../$(ART)/lab_eval, results_md: ../$(ART)/lab_eval/RESULTS.md}"
 	test -s $(ART)/lab_eval/lab_eval.json
 	$(PM) benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
 	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
