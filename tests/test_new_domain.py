@@ -2,15 +2,15 @@
 benchmark (section 1), training rows of one's own with a licence (sections 2–3), `loco train --check` then `loco
 train` (section 4), `loco eval` (section 6), the router taught the domain with `loco router train --extra`, and `loco
 promote` — all with the `loco` command on a scratch copy of the project, tiny sizes."""
-import json, os, shutil, subprocess
+import json, shutil
 import pytest
-from conftest import LOCO, REPO
+from conftest import REPO, run_loco
 
 pytestmark = pytest.mark.slow
 
-def loco(*args, registry, timeout=900):
-    env = {**os.environ, "LOCOLLM_REGISTRY": str(registry)}
-    r = subprocess.run([LOCO, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+def loco(*args, registry):
+    "`run_loco` that must succeed."
+    r = run_loco(*args, registry=registry, timeout=900)
     assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
     return r
 

@@ -26,11 +26,11 @@ def train_cmd(config: Path = typer.Argument(..., callback=path_arg("file", exist
           as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")):
     "Train, export and register the adapter described by CONFIG."
     from locollm.training.train import load_config, plan
-    from locollm.routing.base import unroutable, unroutable_warning
+    from locollm.routing.base import unroutable_warning
     cfg = load_config(config)
     reg = load_registry()
-    if cfg.adapter.domain in unroutable(reg) and not as_json:   # an adapter no query would ever reach
-        console.print(f"[yellow]⚠[/] {unroutable_warning(reg)}")
+    if not as_json and (w := unroutable_warning(reg, cfg.adapter.domain)):   # an adapter no query would ever reach
+        console.print(f"[yellow]⚠[/] {w}")
     if check:
         pl = plan(cfg, reg, config.read_text(encoding="utf-8"), config)
         d = pl.data

@@ -249,11 +249,13 @@ def unroutable(registry: Registry, router: Router | None = None) -> list[str]:
     known = (router or get_router(registry)).known
     return [d.name for d in registry.data.domains if d.name not in known]
 
-def unroutable_warning(registry: Registry) -> str | None:
-    "One line on the domains the registry's router never routes to, with the fix; None when it reaches them all."
+def unroutable_warning(registry: Registry, domain: str | None = None) -> str | None:
+    """One line on the domains the registry's router never routes to (or only on `domain`, if it is one), with the
+    fix; None when it reaches them all."""
     try: router = get_router(registry)
     except LocoError: return None   # a router that cannot load is `loco registry validate`'s own error
-    if not (lost := unroutable(registry, router)): return None
+    lost = [d for d in unroutable(registry, router) if domain in (None, d)]
+    if not lost: return None
     return (f"the router '{router.name}' never sends a query to {', '.join(map(repr, lost))} (no cues, or not trained "
             f"on it): give the domain keywords in registry.yaml, or write some of its queries to a JSONL file "
             f"(query, domain) and run `loco router train --extra FILE`")

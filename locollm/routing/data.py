@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['split_of', 'general_group', 'math_examples', 'code_examples', 'policy_domain', 'writing_examples',
-           'summarisation_examples', 'general_examples', 'user_general_examples', 'everyday_examples',
-           'build_routing_data', 'split_rows', 'read_routing_rows', 'with_splits']
+           'summarisation_examples', 'general_examples', 'user_general_examples', 'everyday_examples', 'with_splits',
+           'build_routing_data', 'split_rows', 'read_routing_rows']
 
 # %% ../../nbs/31_routing.data.ipynb #a3f482a5
 import hashlib, json, random, re
@@ -513,6 +513,11 @@ def everyday_examples(rng: random.Random, n: int) -> list[dict]:
     return out
 
 # %% ../../nbs/31_routing.data.ipynb #a1d90719
+def with_splits(rows: list[dict], seed: int = 0) -> list[dict]:
+    "Routing rows with the seeded `split` of their `group` (a row of one's own without one is its own group)."
+    rows = [dict(r, group=r.get("group") or f"{r['source']}:" + _h(r["query"])) for r in rows]
+    return [dict(r, split=split_of(r["group"], seed)) for r in rows]
+
 def build_routing_data(n: int = 1000, seed: int = 0, data: str | Path | None = None,
                        exclude: Callable[[str], bool] | None = None) -> list[dict]:
     """Labelled routing queries from the shared data: about `n` source examples per domain, with `split`; a row whose
@@ -525,7 +530,7 @@ def build_routing_data(n: int = 1000, seed: int = 0, data: str | Path | None = N
     for make in (math_examples, code_examples, writing_examples, summarisation_examples, general_examples):
         rows += make(data, rng, n)
     rows += user_general_examples(rng, n // 2) + everyday_examples(rng, n // 4)
-    return [dict(r, split=split_of(r["group"], seed)) for r in rows if not (exclude and exclude(r["query"]))]
+    return with_splits([r for r in rows if not (exclude and exclude(r["query"]))], seed)
 
 def split_rows(rows: list[dict], split: str) -> list[dict]: return [r for r in rows if r["split"] == split]
 
@@ -536,8 +541,3 @@ def read_routing_rows(path: str | Path) -> list[dict]:
     if bad := next((i for i, r in enumerate(rows, 1) if "query" not in r or "domain" not in r), None):
         raise LocoError(f"{path}: row {bad} needs `query` and `domain`", 'write rows like {"query": "…", "domain": "math"}')
     return [dict(r, source=r.get("source") or Path(path).stem) for r in rows]
-
-def with_splits(rows: list[dict], seed: int = 0) -> list[dict]:
-    "Routing rows of one's own, each its own source example (unless it has a `group`), with the seeded `split`."
-    rows = [dict(r, group=r.get("group") or f"{r['source']}:" + _h(r["query"])) for r in rows]
-    return [dict(r, split=split_of(r["group"], seed)) for r in rows]
