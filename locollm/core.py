@@ -142,7 +142,9 @@ def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
 def _progress_line(task, fields: dict) -> str:
     left = f", ~{dt.timedelta(seconds=round(task.time_remaining))} left" if task.time_remaining else ""
     extra = "".join(f" · {k} {v}" for k, v in fields.items())
-    return (f"{task.description}: {task.completed:.0f}/{task.total:.0f} ({task.completed / task.total:.0%}){extra} · "
+    from rich.text import Text
+    name = Text.from_markup(task.description).plain   # a log line shows the words, not rich's `[bold]` markup
+    return (f"{name}: {task.completed:.0f}/{task.total:.0f} ({task.completed / task.total:.0%}){extra} · "
             f"{dt.timedelta(seconds=round(task.elapsed or 0))} elapsed{left}")
 
 def progress_bar(*fields, columns: tuple | None = None, enabled: bool = True, transient: bool = False,

@@ -148,7 +148,9 @@ def _mini_repo(repo):
     png = base64.b64encode(_png(120, 60, (200, 80, 40))).decode()
     (repo/"course"/"00_intro.ipynb").write_text(_nb(
         "# Intro to the course\n\nA plot:", ("code", "plot()", {"output_type": "display_data", "metadata": {},
-        "data": {"image/png": png, "text/plain": "<Figure>", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}})))
+        "data": {"image/png": png, "text/plain": "<Figure>", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}}),
+        ("code", "convert()", {"output_type": "display_data", "metadata": {}, "data": {
+            "text/plain": "STALE_BAR_FRAME: 0%", "application/vnd.jupyter.widget-view+json": {"model_id": "y"}}})))
     (repo/"docs"/"guide.md").write_text("# Guide\n\n![diagram](img/diagram.png)\n\nThe [registry](../registry.yaml), "
                                        "the [core](../nbs/00_core.ipynb), plan for <YEAR>.\n")
 
@@ -173,6 +175,7 @@ def test_mini_project_shows_what_nbdev_means(mini):
     assert "00_intro.html" in (mini/"course"/"index.html").read_text()                  # the course section lists it
     intro = (mini/"course"/"00_intro.html").read_text()
     assert re.search(r'<img [^>]*src="[^"]+\.png"', intro) and "widget-view" not in intro
+    assert "STALE_BAR_FRAME" not in intro                                               # a widget's text-only frame
     guide = (mini/"docs"/"guide.html").read_text()
     assert "https://github.com/locollm/locollm/blob/main/registry.yaml" in guide and "../nbs/00_core.html" in guide
     assert "&lt;YEAR&gt;" in guide and re.search(r'<img [^>]*src="[^"]*diagram\.png"', guide)
@@ -275,7 +278,8 @@ class Chromium:
                  broken_images: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
                  images: document.images.length, nav_links: document.querySelectorAll('.sidebar-tree a').length,
                  styled: getComputedStyle(document.body).fontFamily, entries: document.querySelectorAll('dl.py').length,
-                 width: document.documentElement.scrollWidth})"""
+                 width: document.documentElement.scrollWidth, outputs: document.querySelectorAll('.cell_output').length,
+                 output_images: document.querySelectorAll('.cell_output img').length})"""
         facts = json.loads(self.send("Runtime.evaluate", {"expression": js, "returnByValue": True}, session=s)["result"]["value"])
         problems += [f"image did not load: {u}" for u in facts["broken_images"]]
         png = self.send("Page.captureScreenshot", {"format": "png"}, session=s)["data"]
@@ -298,6 +302,42 @@ def _serve(root):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+def _shown_figures():
+    "The images RESULTS.md shows (markdown image links), as paths relative to benchmarks/."
+    return re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (REPO/"benchmarks"/"RESULTS.md").read_text())
+
+def test_every_results_figure_is_shown_not_named():
+    "Each committed result figure is an image in RESULTS.md (not a path to copy), and each image it shows exists."
+    text, shown = (REPO/"benchmarks"/"RESULTS.md").read_text(), _shown_figures()
+    assert set(re.findall(r"[\w./-]+\.png", text)) == set(shown)
+    assert {p.name for p in (REPO/"benchmarks"/"results").glob("*.png")} <= {Path(p).name for p in shown}
+    for p in shown: assert (REPO/"benchmarks"/p).is_file(), p
+
+def _image_outputs(nb_path):
+    nb = json.loads(Path(nb_path).read_text())
+    return sum(1 for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+
+def test_course_and_results_pages_show_outputs_and_figures_in_chromium(site, tmp_path):
+    """Every course page shows its stored outputs and plots (loaded), with a real title; the Results page shows every
+    figure RESULTS.md names, loaded."""
+    assert CHROMIUM, "headless Chromium is needed: apt-get install -y chromium"
+    srv, base = _serve(site)
+    course = sorted((REPO/"course").glob("[0-9][0-9]_*.ipynb"))
+    _Quiet.errors.clear()
+    with open(tmp_path/"chromium.log", "wb") as log:
+        b = Chromium(CHROMIUM, tmp_path/"profile", log)
+        try:
+            for nb in course:
+                problems, facts = b.visit(f"{base}/course/{nb.stem}.html", ART/f"course-{nb.stem}.png")
+                assert problems == [], (nb.name, problems)
+                assert facts["outputs"] >= 3 and facts["output_images"] >= _image_outputs(nb), (nb.name, facts)
+                assert facts["h1"].rstrip("#¶ ").strip() == _title(nb).strip("`") and "<" not in facts["title"], facts
+            problems, facts = b.visit(f"{base}/benchmarks/RESULTS.html", ART/"results.png")
+            assert problems == [] and facts["images"] >= len(_shown_figures()), (problems, facts)
+        finally:
+            b.close(); srv.shutdown()
+    assert _Quiet.errors == [], _Quiet.errors
 
 def test_pages_render_in_chromium(site, mini, tmp_path):
     "Home, an API page and the leaderboard (plus a page with a notebook image) load cleanly in headless Chromium."

@@ -313,9 +313,9 @@ def process_notebook(nb: dict, src: str, linker: Linker, seen: set, lib: str = "
         outs = []
         for o in c.get("outputs", []):
             o = copy.deepcopy(o)
-            if "data" in o:
-                o["data"].pop(_WIDGET, None)
-                if not o["data"]: continue
+            if "data" in o:   # a live widget (a tqdm bar) shows a stale first frame as text: nothing to keep
+                widget = o["data"].pop(_WIDGET, None)
+                if not o["data"] or (widget and set(o["data"]) == {"text/plain"}): continue
             if o.get("output_type") == "stream":
                 o["text"] = _re_ansi.sub("", "".join(o["text"]) if isinstance(o["text"], list) else o["text"])
             outs.append(o)

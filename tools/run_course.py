@@ -11,8 +11,9 @@ the executed copies go to `--out` (default `artifacts/course/`, gitignored), wit
 The notebooks share one course workspace (the student's own project, where 03's adapter lives and
 04–08 pick it up): `--out`/workspace, made afresh when the run starts with 00 (`--set workspace=…`
 picks another, kept as it is). Its `course-trail.jsonl` says which adapter each notebook used.
-Before running, the committed notebooks are checked: each must be clean (no outputs, no execution
-counts) and have a cell tagged `parameters` that defines `ci`, so that `-p ci True` really shrinks it.
+Before running, the committed notebooks are checked: each must be clean (no execution counts; the outputs
+it keeps are a full run's, stored by tools/store_outputs.py) and have a cell tagged `parameters` that defines
+`ci`, so that `-p ci True` really shrinks it.
 The exit code is 1 if any check fails or any notebook raises; the error of each failed notebook is
 printed, and the run goes on with the next one so that one report lists every failure.
 """
@@ -29,11 +30,11 @@ def notebooks(prefixes: list[str]) -> list[Path]:
     return [p for p in nbs if not prefixes or any(p.name.startswith(x) for x in prefixes)]
 
 def check(path: Path) -> list[str]:
-    "Problems with a committed course notebook: outputs left in it, or no `parameters` cell defining `ci`."
+    "Problems with a committed course notebook: execution counts left in it, or no `parameters` cell defining `ci`."
     nb, problems = json.loads(path.read_text(encoding="utf-8")), []
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    if any(c.get("outputs") or c.get("execution_count") for c in code):
-        problems.append("has outputs or execution counts: commit it clean (nbdev_clean, or rebuild it from its source)")
+    if any(c.get("execution_count") for c in code):
+        problems.append("has execution counts: commit it clean (nbdev_clean, or tools/store_outputs.py course DIR)")
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(params) != 1: problems.append(f"needs exactly one cell tagged `parameters` (has {len(params)})")
     elif "ci" not in declared(path): problems.append("its `parameters` cell does not define `ci`")
@@ -94,7 +95,11 @@ def main(argv=None) -> int:
         results.append({"notebook": p.name, "seconds": round(secs, 1), "ok": err is None, "error": err})
         print(f"{'✓' if err is None else '✗'} {p.name}  {secs:6.1f} s" + (f"\n    {err}" if err else ""), flush=True)
     total = time.perf_counter() - total
-    summary = {"mode": "full" if a.full else "ci", "set": extra, "total_seconds": round(total, 1), "load_average": os.getloadavg()[0], "notebooks": results}
+    from locollm.evals.reports import machine_info
+    m = machine_info()
+    summary = {"mode": "full" if a.full else "ci", "set": extra, "date": m["date"],
+               "machine": {k: m[k] for k in ("cpu", "cpu_count", "ram_gib", "os", "python", "code_version")},
+               "total_seconds": round(total, 1), "load_average": os.getloadavg()[0], "notebooks": results}
     (a.out/"timings.json").write_text(json.dumps(summary, indent=2) + "\n")
     failed = [r["notebook"] for r in results if not r["ok"]]
     print(f"{len(results) - len(failed)}/{len(results)} course notebooks ran in {total:.1f} s ({'full lesson' if a.full else 'ci = True'}); "

@@ -105,7 +105,9 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
         for k, res in results.items():
             if res: plot_confusion(res, out/f"routers_confusion_{k}.png", f"Router confusion matrices — {k} set")
     if results_md:
-        from locollm.evals.reports import machine_info, machine_line, write_results_section
+        from locollm.evals.reports import machine_info, machine_line, results_figure, write_results_section
+        figures = "".join(f"\n{results_figure(out/f'routers_confusion_{k}.png', results_md)}\n" for k, res in results.items()
+                          if out and res)
         cmd = (
             "loco router bench"
             + (f" --data {data}" if data else "")
@@ -122,6 +124,7 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
             + ", ".join(f"{SET_NAMES.get(k, k)} {v}" for k, v in report["sets"].items())
             + " queries. Latencies are one query at a time on this machine.\n\n"
             + bench_markdown(report)
+            + figures
             + (loso_markdown(loso_results, len(loso_rows)) if loso_results else ""),
         )
     if as_json: return print_json(report)
