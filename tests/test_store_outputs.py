@@ -64,7 +64,8 @@ def test_amdahl_from_one_and_two_threads():
     assert so._amdahl_4_vs_2(lambda n: next(times))["ratio_4_to_2"] == 1.0
 
 def test_the_committed_course_carries_the_outputs_of_its_own_code():
-    "Every lesson has stored outputs and a measured time, from a run of the code it has now (course/timings.json)."
+    """Every lesson has stored outputs and the Time line course/timings.json gives it (that the outputs match the
+    lesson's code is checked when they are stored: store_course refuses a stale run)."""
     record = json.loads((REPO/"course"/"timings.json").read_text())
     for path in sorted((REPO/"course").glob("[0-9][0-9]_*.ipynb")):
         nb = json.loads(path.read_text())

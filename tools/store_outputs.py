@@ -14,9 +14,10 @@ lessons and the docs site quote. Either way the notebooks are written cleaned (n
 run metadata) and atomically.
 """
 from __future__ import annotations
-import argparse, json, os, sys, tempfile, time
+import argparse, json, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from locollm.core import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,9 +27,7 @@ def write_clean(path: Path, nb: dict):
     meta = nb["metadata"]   # the notebook's own (language_info tells the docs how to highlight `!` shell lines)
     clean_nb(nb, allowed_cell_metadata_keys=["tags"])
     nb["metadata"] = meta
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 def execute_api_notebook(path: Path) -> str | None:
     "Run one API notebook like nbdev_test and store its outputs; the error text, or None."
@@ -152,7 +151,6 @@ def store_course(executed: Path, repo: Path = REPO, scaling: dict | None = None)
             if c["cell_type"] == "code": c["outputs"] = outputs.get(c.get("id"), [])
         set_time_line(nb, time_line(path.name, record))
         write_clean(path, nb)
-    from locollm.core import atomic_write_text
     atomic_write_text(repo/"course"/"timings.json", json.dumps(record, indent=2) + "\n")
     print(f"outputs of {len(t['notebooks'])} course notebooks stored; course/timings.json written")
     return 0
