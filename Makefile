@@ -7,7 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
-QUESTION ?= A baker makes 12 loaves a day. How many loaves does he make in a week?
+# The demo's question goes to the maths specialist, which writes a program the sandbox runs. It is one of the 3 of 50
+# simple word problems that specialist gets right (benchmarks/RESULTS.md, Maths): the demo shows the path, not accuracy.
+QUESTION ?= Emma has 6 bags with 7 oranges in each bag. She eats 2 oranges. How many oranges are left?
 
 .PHONY: outputs docs demo test setup setup-dev check-sync check-clean check-readme check-leaderboard nbtest pytest validate readme leaderboard notebooks benchmarks lint-workflows lab-answers
 

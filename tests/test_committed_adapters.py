@@ -1,12 +1,14 @@
-"""Issue 5: the specialist adapters committed in `adapters/` — four domains plus a second maths adapter — are
-complete, honest about their data licences, identical to what the registry records, and answer through `loco ask`."""
+"""Issue 5: the specialist adapters committed in `adapters/` — four domains plus more maths adapters — are complete,
+honest about their data licences, identical to what the registry records, and answer through `loco ask`. Issue 21:
+`make demo`'s question is answered by the maths specialist's program."""
 import json, re
 import pytest
 from conftest import REPO, run_loco
 from locollm.registry import Registry
 from locollm.gguf.model import _gguf_header, base_model_path, gguf_tensor_shapes, read_gguf
 
-EXPECTED = {"math-gsm8k": "math", "math-gsm8k-mlp": "math", "code-mbpp": "code", "writing-v1": "writing", "summarise-v1": "summarisation"}
+EXPECTED = {"math-gsm8k": "math", "math-gsm8k-mlp": "math", "math-pot": "math", "math-pot-words": "math",
+            "math-pot-mlp": "math", "code-mbpp": "code", "writing-v1": "writing", "summarise-v1": "summarisation"}
 REG = Registry.load(REPO/"registry.yaml", check_files=True)   # every file exists and matches its recorded sha256
 CARDS = [REG.adapter(n) for n in EXPECTED if n in {c.name for c in REG.data.adapters}]
 
@@ -46,3 +48,17 @@ def test_loco_ask_answers_with_the_adapter(card):
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)
     assert a["adapter"] == card.name and a["answer"].strip(), a
+
+def test_make_demo_question_is_answered_by_the_maths_specialists_program():
+    """The demo's question is routed to the active maths adapter, a tool adapter whose program runs in the sandbox and
+    prints the right answer (6 × 7 − 2); a word problem that is in no data set gets a computed answer too."""
+    demo = re.search(r"^QUESTION \?= (.+)$", (REPO/"Makefile").read_text(encoding="utf-8"), re.M)[1]
+    maths = REG.active_adapter("math")
+    assert maths is not None and maths.tool == "python" and maths.status == "accepted"
+    for question, expected in ((demo, "40"), ("A box holds 5 pens. How many pens are in 3 boxes?", None)):
+        r = run_loco("ask", question, "--max-tokens", "96", "--json", registry=REPO/"registry.yaml", timeout=300)
+        assert r.returncode == 0, r.stderr
+        a = json.loads(r.stdout)
+        assert (a["adapter"], a["program"]["status"]) == (maths.name, "passed"), a
+        assert re.fullmatch(r"-?\d+(\.\d+)?", a["answer"]) and a["answer"] == a["program"]["answer"], a
+        if expected: assert a["answer"] == expected, a

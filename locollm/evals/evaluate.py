@@ -13,6 +13,7 @@ from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, generate_all, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark
+from ..routing.base import get_router
 from ..sandbox import ProgramAnswer, require_isolation, run_program
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
 from ..leaderboard import format_value
@@ -322,10 +323,13 @@ BATCH_ITEMS = 64   # items whose answers `run_benchmark` asks a batching backend
 
 def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCard | None, judge=None, seed: int = 0,
                   max_tokens: int | None = None, advance: Callable[[], None] = lambda: None,
-                  store: GenerationCache | None = None, allow_unsandboxed: bool = False) -> list[dict]:
+                  store: GenerationCache | None = None, allow_unsandboxed: bool = False,
+                  reaches: Callable[[str], bool] | None = None) -> list[dict]:
     """Generate and score the answers of the base model (and of the adapter of `card`) to `items`; a tool adapter's
-    answer is what its program printed in the sandbox (runs cached by program). A batching backend is asked for
-    `BATCH_ITEMS` items' answers at a time, and decodes them together."""
+    answer is what its program printed in the sandbox (runs cached by program). With `reaches`, the adapter answers
+    only the items whose prompt it is true for (the router's choice): the others get the base model's answer on both
+    sides, as in the swarm. A batching backend is asked for `BATCH_ITEMS` items' answers at a time, and decodes them
+    together."""
     params = greedy_params(bench, seed, max_tokens)
     rows, errors, answers = [], [], {}
     def ask(prompt, ad):
@@ -333,23 +337,28 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
         if isinstance(g, Generation): return g.text
         errors.append(f"{it.id}: {g}"); return ""   # llama.cpp: the prompt does not fit the context window
     size = BATCH_ITEMS if getattr(backend, "batches", False) else 1
+    routed = {} if reaches is None else {x.id: bool(reaches(x.prompt)) for x in items}
+    reached = lambda x: routed.get(x.id, True)
     for i, it in enumerate(items):
         if i % size == 0 and not bench.reads_logits:   # the next items' answers, decoded together where it batches
             chunk = items[i:i + size]
-            asked = [(x.prompt, None) for x in chunk] + [(card.prompt(x.prompt), card.name) for x in chunk if card]
+            asked = [(x.prompt, None) for x in chunk] + [(card.prompt(x.prompt), card.name) for x in chunk
+                                                         if card and reached(x)]
             answers = dict(zip(asked, generate_all(backend, asked, **params)))
         errors.clear()
         if bench.reads_logits: ad_out = base_out = None
         else:
             base_out = ask(it.prompt, None)
-            ad_out = ask(card.prompt(it.prompt), card.name) if card else None
+            ad_out = (ask(card.prompt(it.prompt), card.name) if reached(it) else base_out) if card else None
         program = None
-        if ad_out is not None and getattr(card, "tool", None) == "python":
+        if ad_out is not None and getattr(card, "tool", None) == "python" and reached(it):
             program = _memo(store or NoCache(), "program", {"v": 1, "output": ad_out},
                             lambda: dataclasses.asdict(run_program(ad_out, allow_unsandboxed=allow_unsandboxed)))
             ad_out = ProgramAnswer(**program).text
         score = lambda: bench.compare(it, ad_out, base_out, judge=judge)
-        if bench.reads_logits: ma, mb = bench.measure(it, backend, card)    # cached by the backend
+        if bench.reads_logits:   # cached by the backend
+            ma, mb = bench.measure(it, backend, card) if reached(it) else (lambda b: (dict(b), b))(
+                bench.measure(it, backend, None)[1])
         elif store is None or hasattr(bench, "exec_cache"): ma, mb = score()
         else:
             ma, mb = _memo(
@@ -380,6 +389,7 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
             }
             | ({"errors": list(errors)} if errors else {})
             | ({"adapter_program": program} if program else {})
+            | ({"routed_to_adapter": reached(it)} if routed else {})
         )
         advance()
     return rows
@@ -527,7 +537,8 @@ def report_markdown(d: dict) -> str:
         + (f", {s['slots']} answers batched together)" if s.get("slots", 1) > 1 else ", one answer at a time)")
         + (f"; answers capped at {s['max_tokens']} tokens" if s["max_tokens"] else ""),
         f"- gate: alpha {s['alpha']}, minimum n {s['min_n']}, out-of-domain tolerance {s['ood_tolerance']:.0%} "
-        f"({s['ood_rule']})",
+        f"({s['ood_rule']}" + (f"; a tool adapter: out of its domain as routed by {s['ood_routed_by']}"
+                               if s.get("ood_routed_by") else "") + ")",
         f"- code sandbox: {d['sandbox'] or 'not used'}",
         f"- cache: {d['cache']['path']} ({d['cache']['hits']} hits, {d['cache']['misses']} misses); "
         f"{d['seconds']:.1f} s",
@@ -720,11 +731,17 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     domain_bench = gate_name(get_benchmark(dom.benchmark).name) if dom is not None and dom.benchmark else None
     ood = [gate_name(get_benchmark(d.benchmark).name) for d in reg.data.domains
            if d.benchmark and d.name != card.domain] if card else []
+    # a tool adapter answers every prompt with a program and meets other domains' queries only when the registry's
+    # router sends them: out of its domain it is judged on the answers the swarm gives (the base model's elsewhere)
+    router = get_router(reg) if card is not None and card.tool else None
+    reaches = (lambda q: router.route(q).domain == card.domain) if router else None
     writing = (f"writing-judge (--judge {judge or 'base'})" if "writing-judge" in names else
                "writing-loglik (the likelihood of the human reference; no judge configured)")
     def gate():
         paired = {r["name"]: PairedResult(**r["paired"]) for r in results}
-        return acceptance_verdict(paired, domain_bench, ood, alpha, ood_tolerance, ood_rule, min_n).to_dict()
+        notes = {r["name"]: f"as routed by {r['routed']['router']}: {r['routed']['reached']} of {r['n']} items reach "
+                 "the adapter" for r in results if r.get("routed")}
+        return acceptance_verdict(paired, domain_bench, ood, alpha, ood_tolerance, ood_rule, min_n, notes).to_dict()
     try:
         with progress_bar(enabled=progress) as prog:
             def run(name: str, n: int | None, extends: bool = False) -> dict:
@@ -735,11 +752,12 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                 items = bench.load(n, seed)
                 task = prog.add_task(f"{name} ({'adapter + base' if card else 'base'}{', extended' if extends else ''})",
                                      total=len(items))
-                tb = time.perf_counter()
+                tb, routed = time.perf_counter(), reaches if name != domain_bench else None
                 rows = run_benchmark(bench, items, cb, card, judge_backend, seed, max_tokens,
                                      advance=lambda: prog.advance(task), store=store,
-                                     allow_unsandboxed=allow_unsandboxed_code)
+                                     allow_unsandboxed=allow_unsandboxed_code, reaches=routed)
                 s = summarise(bench, rows, seed, store)
+                if routed: s["routed"] = {"router": router.name, "reached": sum(r["routed_to_adapter"] for r in rows)}
                 s["max_tokens"] = min(bench.max_tokens, max_tokens or bench.max_tokens)
                 s["seconds"], s["full_size"] = round(time.perf_counter() - tb, 3), len(bench.items())
                 per_bench[name] = bench
@@ -794,6 +812,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "alpha": alpha,
             "ood_tolerance": ood_tolerance,
             "ood_rule": ood_rule,
+            "ood_routed_by": router.name if router else None,
             "min_n": min_n,
             "writing": writing if any(r["domain"] == "writing" for r in results) else None,
             "slots": slots,

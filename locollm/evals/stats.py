@@ -212,8 +212,9 @@ class Verdict:
 # %% ../../nbs/62_evals.stats.ipynb #0645ab2d
 def acceptance_verdict(results: dict[str, PairedResult], domain_benchmark: str, ood_benchmarks: list[str],
                        alpha: float = 0.05, tolerance: float = 0.05, rule: str = "noninferiority",
-                       min_n: int = MIN_N) -> Verdict:
-    "Accept, reject or leave undecided an adapter from its paired results per benchmark (`results[name]`)."
+                       min_n: int = MIN_N, notes: dict[str, str] | None = None) -> Verdict:
+    """Accept, reject or leave undecided an adapter from its paired results per benchmark (`results[name]`);
+    `notes[name]` says how an out-of-domain benchmark was answered (as routed, say) in its check."""
     checks, missing, fail = [], [], []
     def check(name, ok, text):
         checks.append({"check": name, "passed": ok, "detail": text})
@@ -238,13 +239,13 @@ def acceptance_verdict(results: dict[str, PairedResult], domain_benchmark: str, 
         )
     for name in ood_benchmarks:
         if name not in results: missing.append(f"out-of-domain benchmark {name} was not run"); continue
-        r = results[name]
+        r, how = results[name], f"; {notes[name]}" if notes and name in notes else ""
         if rule == "noninferiority":
             lo, hi = r.margin_ci if r.margin_ci else r.diff_ci
             state, need = noninferiority(r, tolerance), items_needed(r, tolerance)
             on = f" of {r.margin_metric}" if r.margin_metric else ""
             text = (f"{name}: adapter {r.adapter:.3f} vs base {r.base:.3f}, diff {r.diff:+.3f}, one-sided 95% bounds{on} "
-                    f"[{lo:+.3f}, {hi:+.3f}] vs margin −{tolerance:.2f} (n = {r.n})")
+                    f"[{lo:+.3f}, {hi:+.3f}] vs margin −{tolerance:.2f} (n = {r.n}{how})")
             if state == "worse": text += f" — worse than the base model by more than {tolerance:.2f} out of domain"
             elif state == "undecided":
                 text += (f" — cannot tell yet: about {need} items would decide it" if need else
@@ -258,7 +259,7 @@ def acceptance_verdict(results: dict[str, PairedResult], domain_benchmark: str, 
         check(
             f"no regression on {name}",
             ok,
-            f"{name}: adapter {r.adapter:.3f} vs base {r.base:.3f} (floor {floor:.3f}, {rule} {tolerance:.0%})"
+            f"{name}: adapter {r.adapter:.3f} vs base {r.base:.3f} (floor {floor:.3f}, {rule} {tolerance:.0%}{how})"
             + ("" if ok else f" — regressed more than {tolerance:.0%} out of domain"),
         )
     if fail: return Verdict("rejected", fail, checks)
