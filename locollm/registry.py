@@ -316,11 +316,11 @@ def _rule_issues(data: RegistryData, doc, file: str, root: Path, check_files: bo
                 "give each adapter a unique name, e.g. add a -v2 suffix",
             )
         names.setdefault(a.name, i)
-        if a.domain not in seen:
+        if a.domain not in seen and a.domain != GENERAL:   # a generalist's domain is the label no specialist is for
             add(
                 ("adapters", i, "domain"),
                 f"unknown domain '{a.domain}'",
-                f"use one of: {', '.join(seen) or '(none)'}, or add it under `domains:`",
+                f"use one of: {', '.join([*seen, GENERAL])}, or add it under `domains:`",
             )
         if a.base_model != data.base_model.name:
             add(

@@ -46,6 +46,8 @@ SOURCES = {s.name: s for s in [
     Source("t0_writing_fallback", "writing", "writing/t0_generation_fallback.jsonl",
            "T0 generation fallback: app_reviews unknown; DuoRC MIT; WikiBio CC BY-SA 3.0; Multi-News non-commercial "
            "research only", True, default=False),
+    Source("t0_general", "general", "general/t0_general.jsonl",
+           "mixed: one licence per T0 dataset (30, not checked one by one): treat as non-commercial", True),
 ]}
 
 # %% ../nbs/05_sources.ipynb #cbdb8842
@@ -67,13 +69,12 @@ class DataSource:
     repo: str | None = None           # the Hub dataset they are rebuilt from
     revision: str | None = None       # the commit of `repo` they are rebuilt from; None: not pinned, never fetched
     selection: str | None = None      # what the files are, when no Hub dataset holds them
-    record: Source | None = None      # the licence of files no training source reads
 
     @property
     def sources(self) -> list[Source]:
-        "The training sources whose rows these files hold (else the source's own record)."
+        "The training sources whose rows these files hold."
         paths = {f.path for f in self.files}
-        return [s for s in SOURCES.values() if s.file in paths] or [self.record]
+        return [s for s in SOURCES.values() if s.file in paths]
     @property
     def domain(self) -> str: return self.sources[0].domain
     @property
@@ -113,10 +114,7 @@ CATALOGUE = {d.name: d for d in [
                _T0, selection="the summary templates of XSum, Gigaword and Multi-News in Self-Instruct's T0 sample"),
     DataSource("t0_general", (DataFile("general/t0_general.jsonl", 3000,
                                        "962c01168cfb37119ba26394e910eb876bc4e2b56072fc8796a52c2d400a61b2"),),
-               _T0, selection="3,000 QA and classification prompts of 30 datasets in Self-Instruct's T0 sample",
-               record=Source("t0_general", "general", "general/t0_general.jsonl",
-                             "mixed: one licence per T0 dataset (30, not checked one by one): treat as non-commercial",
-                             True, default=False)),
+               _T0, selection="3,000 QA and classification prompts of 30 datasets in Self-Instruct's T0 sample"),
     DataSource("t0_writing_fallback", (DataFile("writing/t0_generation_fallback.jsonl", 981,
                                                 "b8b40d9702d61a0c0bc7b1913341dc776db40d1a9a57266ccafe4fdc90eec308"),),
                _T0, selection="the generation templates of Self-Instruct's T0 sample"),

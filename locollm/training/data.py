@@ -7,7 +7,7 @@ __all__ = ['SPLIT_SEED', 'TEST_FRACTION', 'VALIDATION_FRACTION', 'SUMMARY_MAX_PR
            'MBPP_PROMPT', 'WRITING_FILES', 'NGRAM', 'BOILERPLATE_ITEMS', 'Example', 'domain_sources', 'clean_t0',
            'gsm8k_answer', 'writing_request', 'gsm8k_program', 'program_value', 'as_programs', 'mbpp_prompt',
            'load_split', 'ngrams', 'HeldOut', 'heldout_index', 'decontaminate', 'SourceStats', 'PreparedData',
-           'prepare']
+           'take_rows', 'prepare']
 
 # %% ../../nbs/50_training.data.ipynb #45ff9409
 import ast, dataclasses, hashlib, json, keyword, operator, re
@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from ..core import LocoError, data_dir, seeded_unit, sha256_file
 from ..sources import SOURCES
+from ..routing.data import general_group, split_of
 
 # %% ../../nbs/50_training.data.ipynb #ef163c74
 @dataclass
@@ -230,7 +231,15 @@ def _read_writing(root: Path):
             dup = key in seen; seen.add(key)
             yield Example(f"{name}/{i}", "writing", name, req, clean_t0(r["response"]), {"key": key, "duplicate": dup}), split
 
-_READERS = {"math": _read_math, "code": _read_code, "summarisation": _read_summarisation, "writing": _read_writing}
+def _read_general(root: Path):
+    "The general prompts (QA, classification): the general benchmark's items are the `test` side of the routing split."
+    for r in _jsonl(root/SOURCES["t0_general"].file):
+        group, prompt = general_group(r["prompt"]), r["prompt"].strip()
+        yield Example(group, "general", "t0_general", prompt, clean_t0(r["completion"]), {"key": _norm(prompt)}), \
+              {"test": "test", "val": "validation"}.get(split_of(group), "train")
+
+_READERS = {"math": _read_math, "code": _read_code, "summarisation": _read_summarisation, "writing": _read_writing,
+            "general": _read_general}
 
 # %% ../../nbs/50_training.data.ipynb #c7d18118
 def _summary_items(items: list[Example]) -> list[Example]:
@@ -392,6 +401,12 @@ def _sample(rows: list[Example], k: int | None, seed: int) -> list[Example]:
     if k is None or k >= len(rows): return rows
     keep = sorted(sorted(range(len(rows)), key=lambda i: seeded_unit(seed, rows[i].id))[:k])
     return [rows[i] for i in keep]
+
+def take_rows(rows: list[Example], k: int, seed: int) -> list[Example]:
+    "`k` rows: a seeded sample of `rows`, or all of them as often as they fit (epochs) and a sample of the rest."
+    if not rows: return []
+    whole, rest = divmod(k, len(rows))
+    return rows * whole + _sample(rows, rest, seed)
 
 # %% ../../nbs/50_training.data.ipynb #7cd8a8ab
 def prepare(domain: str, sources: list[str] | None = None, path: str | Path | None = None, licence: str | None = None,
