@@ -553,7 +553,8 @@ def answering_adapter(self: Registry, domain: str) -> AdapterCard | None:
 # %% ../nbs/01_registry.ipynb #cca2d7af
 def promote(name: str, path: str | Path | None = None, reason: str = "", force: bool = False,
             by: str | None = None) -> Promotion:
-    "Make adapter `name` the active adapter of its domain; returns the recorded `Promotion`."
+    """Make adapter `name` the active adapter of its domain (a `general` adapter: the registry's `general_adapter`, which
+    answers general queries and domains without an active adapter); returns the recorded `Promotion`."""
     with Registry.edit(path) as reg:
         card = reg.adapter(name)
         if card.status in ("retired", "rejected") and not force:
@@ -566,6 +567,7 @@ def promote(name: str, path: str | Path | None = None, reason: str = "", force: 
         prev = reg.active_adapter(card.domain)
         if prev is not None: prev.active = False
         card.active = True
+        if card.domain == GENERAL: reg.data.general_adapter = name
         rec = Promotion(
             adapter=name,
             domain=card.domain,
@@ -586,6 +588,7 @@ def retire(name: str, reason: str, path: str | Path | None = None, by: str | Non
         card = reg.adapter(name)
         if card.status == "retired": raise LocoError(f"adapter '{name}' is already retired", "nothing to do")
         card.status, card.active = "retired", False
+        if reg.data.general_adapter == name: reg.data.general_adapter = None   # the base model answers again
         rec = Retirement(
             adapter=name,
             date=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),

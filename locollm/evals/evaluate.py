@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Callable
 from ..core import (LocoError, atomic_write_text, atomic_path, cache_dir, code_version, data_dir, sha256_file,
                           save_png, progress_bar)
-from ..registry import AdapterCard, Registry, Score
+from ..registry import GENERAL, AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, generate_all, make_backend
-from .benchmarks import Benchmark, Item, get_benchmark
+from .benchmarks import Benchmark, General, Item, get_benchmark
 from ..routing.base import get_router
 from ..sandbox import ProgramAnswer, require_isolation, run_program
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
@@ -592,9 +592,10 @@ def plot_report(d: dict, path: str | Path) -> Path | None:
     return path
 
 # %% ../../nbs/63_evals.evaluate.ipynb #35936b56
-def _benchmarks(reg: Registry, names) -> list[str]:
+def _benchmarks(reg: Registry, names, own: str | None = None) -> list[str]:
+    "The benchmarks to run: `names`, else every domain's and the adapter's `own` (a generalist's is none of those)."
     if isinstance(names, str): names = [n.strip() for n in names.split(",") if n.strip()]
-    names = names or [d.benchmark for d in reg.data.domains if d.benchmark]
+    names = names or [d.benchmark for d in reg.data.domains if d.benchmark] + ([own] if own else [])
     return list(dict.fromkeys(get_benchmark(n).name for n in names))
 
 # %% ../../nbs/63_evals.evaluate.ipynb #a75f7abf
@@ -707,7 +708,9 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     # the writing gate: a judge the user configured decides (if it proves usable), else the reference likelihood
     strong_judge = judge not in (None, "", "base")
     gate_name = lambda n: "writing-judge" if strong_judge and n == "writing-loglik" else n
-    names = list(dict.fromkeys(gate_name(n) for n in _benchmarks(reg, benchmarks)))
+    # a generalist (domain `general`) is judged on the general queries, and on every domain out of its own
+    own = None if card is None else General.name if card.domain == GENERAL else reg.domain(card.domain).benchmark
+    names = list(dict.fromkeys(gate_name(n) for n in _benchmarks(reg, benchmarks, own)))
     # generated code runs only sandboxed unless the user opted in: refuse before any model is loaded
     sandbox = (require_isolation(allow_unsandboxed_code).describe()
                if any(hasattr(get_benchmark(n), "exec_cache") for n in names) or (card and card.tool) else None)
@@ -727,8 +730,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     if judge_info is None:
         judge_info = {"spec": judge or "base", "model": None, "weak": judge in (None, "", "base"), "note": ""}
     results, all_rows, per_bench = [], [], {}
-    dom = reg.domain(card.domain) if card is not None else None
-    domain_bench = gate_name(get_benchmark(dom.benchmark).name) if dom is not None and dom.benchmark else None
+    domain_bench = gate_name(get_benchmark(own).name) if own else None
     ood = [gate_name(get_benchmark(d.benchmark).name) for d in reg.data.domains
            if d.benchmark and d.name != card.domain] if card else []
     # a tool adapter answers every prompt with a program and meets other domains' queries only when the registry's

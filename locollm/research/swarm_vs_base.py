@@ -85,14 +85,17 @@ def routed_answerers(table: dict, swarm: dict[str, str],
 
 # %% ../../nbs/80_research.swarm_vs_base.ipynb #fabe7737
 def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Router] | None = None,
-                    weights: dict[str, float] | None = None, seed: int = 0, routed: dict | None = None) -> list[dict]:
+                    weights: dict[str, float] | None = None, seed: int = 0, routed: dict | None = None,
+                    generalist: str | None = None) -> list[dict]:
     "One row per (system, benchmark) plus a `composite` row per system: score, CI, Δ vs base and its test, routing accuracy, cost of misrouting; `routed`: `routed_answerers` already computed."
     base_who = {b: dict.fromkeys(items, "base") for b, items in table.items()}
+    gen_who = {b: dict.fromkeys(items, generalist) for b, items in table.items()} if generalist else None
     oracle_who = answerers(table, swarm)
-    systems = {"base": base_who, "oracle": oracle_who} | (
+    systems = {"base": base_who} | ({"generalist": gen_who} if gen_who else {}) | {"oracle": oracle_who} | (
         routed if routed is not None else routed_answerers(table, swarm, routers)
     )
     base, oracle = system_scores(table, base_who), system_scores(table, oracle_who)
+    gen = system_scores(table, gen_who) if gen_who else None
     rows = []
     for name, who in systems.items():
         scores, comp = system_scores(table, who), {}
@@ -117,8 +120,12 @@ def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Route
                     misrouting_cost=float(oracle[b].mean() - s.mean()),
                 )
             )
+            if gen is not None and name not in ("base", "generalist"):
+                g = paired_test(s, gen[b], kind=bench.kind, seed=seed)
+                rows[-1]["vs_generalist"] = dict(diff=g.diff, diff_ci=g.diff_ci, test=g.test, p_value=g.p_value)
             if bench.margin_metric is None:   # the composite averages fractions only (not nats)
-                comp[b] = (r.adapter, r.diff, (weights or {}).get(bench.domain, 1.0))
+                comp[b] = (r.adapter, r.diff, (weights or {}).get(bench.domain, 1.0),
+                           r.adapter - float(gen[b].mean()) if gen is not None else None)
         w = sum(x[2] for x in comp.values())
         rows.append(
             dict(
@@ -131,6 +138,8 @@ def compare_systems(table: dict, swarm: dict[str, str], routers: dict[str, Route
                 misrouting_cost=float(np.mean([oracle[b].mean() - scores[b].mean() for b in scores])),
             )
         )
+        if gen is not None and name not in ("base", "generalist"):
+            rows[-1]["vs_generalist"] = dict(diff=sum(x[3] * x[2] for x in comp.values()) / w)
     return rows
 
 # %% ../../nbs/80_research.swarm_vs_base.ipynb #f7ff339e
@@ -229,11 +238,12 @@ def serve_sample(registry: str | Path, swarm: dict[str, str], router: str, table
 def _fmt(x, d=3): return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{d}f}"
 
 def systems_markdown(rows: list[dict]) -> str:
-    "A markdown table of `compare_systems` rows."
+    "A markdown table of `compare_systems` rows (with the paired test against the generalist when they have one)."
+    gen = any("vs_generalist" in r for r in rows)
     out = [
-        "| system | benchmark | metric | n | score [95% CI] | Δ vs base [95% CI] | test, p | routed to own domain | "
-        "cost of misrouting |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| system | benchmark | metric | n | score [95% CI] | Δ vs base [95% CI] | test, p | "
+        + ("Δ vs generalist [95% CI], p | " if gen else "") + "routed to own domain | cost of misrouting |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if gen else ""),
     ]
     for r in rows:
         ci = f" [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]" if r.get("ci") else ""
@@ -241,9 +251,12 @@ def systems_markdown(rows: list[dict]) -> str:
         test = f"{r['test']}, {r['p_value']:.3g}" if r.get("test") and r["system"] != "base" else "—"
         own = _fmt(r["routed_to_own"], 2) if "routed_to_own" in r and r["system"].startswith("routed") else "—"
         cost = _fmt(r["misrouting_cost"]) if r["system"].startswith("routed") else "—"
+        g = r.get("vs_generalist")
+        vs = ("—" if g is None else f"{g['diff']:+.3f}" + (f" [{_fmt(g['diff_ci'][0])}, {_fmt(g['diff_ci'][1])}], "
+                                                           f"{g['p_value']:.3g}" if "p_value" in g else "")) + " | "
         out.append(
             f"| {r['system']} | {r['benchmark']} | {r['metric']} | {r['n']} | {_fmt(r['score'])}{ci} | "
-            f"{r['diff']:+.3f}{dci} | {test} | {own} | {cost} |"
+            f"{r['diff']:+.3f}{dci} | {test} | " + (vs if gen else "") + f"{own} | {cost} |"
         )
     return "\n".join(out) + "\n"
 
