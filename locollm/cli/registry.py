@@ -42,7 +42,7 @@ def validate(path: Optional[Path] = typer.Argument(None, callback=path_arg("file
 # %% ../../nbs/90b_cli.registry.ipynb #4597342c
 def _own_score(reg, card) -> str:
     "The adapter's latest score on its domain's benchmark against the base model's on the same items, with p and n."
-    s = domain_score(card, reg.domain(card.domain).benchmark)
+    s = domain_score(card, reg.own_benchmark(card))
     if s is None: return "not evaluated"
     return f"{s.value:.3f} vs {format_value(s.baseline)} (p {format_value(s.p_value, '{:.2g}')}, n {s.n})"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 from ..core import LocoError, data_dir, read_jsonl, seeded_unit, import_dotted
 from ..answers import gsm8k_scores
+from ..registry import GENERAL, GENERAL_BENCHMARK
 
 # %% auto #0
 __all__ = ['SUMMARY_SEED', 'SUMMARY_TEST_FRACTION', 'SUMMARY_MAX_PROMPT_CHARS', 'WRITING_FILES', 'WRITING_SEED',
@@ -329,7 +330,7 @@ def judge_calibration(judge, items: list[Item], bad: str = "I don't know.") -> d
 class General(Benchmark):
     """General T0 prompts (QA, multiple choice, classification) from the routing data's test split: ROUGE-L F1 of the
     answer."""
-    name, domain, metric, kind = "general-rougeL", "general", "rougeL", "continuous"
+    name, domain, metric, kind = GENERAL_BENCHMARK, GENERAL, "rougeL", "continuous"
     max_tokens, stop = 48, ["\n\n"]
     description = "T0 general prompts (QA, multiple choice, classification) on the test side of the routing data's split; ROUGE-L F1 against the reference answer"
 
@@ -356,7 +357,7 @@ BENCHMARKS = {
     "summarisation-rougeL": "locollm.evals.benchmarks.Summarisation",
     "writing-loglik": "locollm.evals.benchmarks.WritingLoglik",
     "writing-judge": "locollm.evals.benchmarks.Writing",
-    "general-rougeL": "locollm.evals.benchmarks.General",  # the queries no specialist is for
+    GENERAL_BENCHMARK: "locollm.evals.benchmarks.General",  # the queries no specialist is for
     "math-code": "locollm.evals.code.MathAsCode",
 }  # cross-domain: maths answered with code
 ALIASES = {

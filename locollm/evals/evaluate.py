@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Callable
 from ..core import (LocoError, atomic_write_text, atomic_path, cache_dir, code_version, data_dir, sha256_file,
                           save_png, progress_bar)
-from ..registry import GENERAL, AdapterCard, Registry, Score
+from ..registry import AdapterCard, Registry, Score
 from ..gguf.model import base_model_path, read_gguf
 from ..backends.base import Generation, adapter_set, generate_all, make_backend
-from .benchmarks import Benchmark, General, Item, get_benchmark
+from .benchmarks import Benchmark, Item, get_benchmark
 from ..routing.base import get_router
 from ..sandbox import ProgramAnswer, require_isolation, run_program
 from .stats import MIN_N, PairedResult, Verdict, acceptance_verdict, bootstrap_ci, paired_test, wilson_ci
@@ -709,7 +709,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     strong_judge = judge not in (None, "", "base")
     gate_name = lambda n: "writing-judge" if strong_judge and n == "writing-loglik" else n
     # a generalist (domain `general`) is judged on the general queries, and on every domain out of its own
-    own = None if card is None else General.name if card.domain == GENERAL else reg.domain(card.domain).benchmark
+    own = reg.own_benchmark(card) if card is not None else None
     names = list(dict.fromkeys(gate_name(n) for n in _benchmarks(reg, benchmarks, own)))
     # generated code runs only sandboxed unless the user opted in: refuse before any model is loaded
     sandbox = (require_isolation(allow_unsandboxed_code).describe()
