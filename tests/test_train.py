@@ -280,22 +280,23 @@ def test_training_rows_never_overlap_test_items():
 # ---------------------------------------------------------------- the generalist (issue 21)
 
 def test_generalist_sees_as_many_rows_as_the_specialists_together():
-    """configs/generalist.yaml mixes every domain's training rows and the general prompts, as many rows as the swarm's
-    active specialists saw in training (steps × batch size, from their logs), and trains on exactly those rows."""
+    """configs/generalist.yaml mixes every domain's training rows and the general prompts in the proportions the swarm's
+    active specialists saw them (steps × batch size, from their logs), and trains on as many tokens as they did."""
     from locollm.registry import Registry
     from locollm.training.train import load_config, plan
     reg = Registry.load(REPO/"registry.yaml")
-    seen = {}
+    seen, tokens = {}, {}
     for d in reg.data.domains:
         card = reg.active_adapter(d.name)
         t = load_config(REPO/card.training_config).training
-        steps = json.loads((REPO/"adapters"/card.name/"history.json").read_text())["steps"]
-        seen[card.name] = steps * t.batch_size * t.grad_accum
+        history = json.loads((REPO/"adapters"/card.name/"history.json").read_text())
+        seen[card.name], tokens[card.name] = history["steps"] * t.batch_size * t.grad_accum, history["tokens"]
     g = load_config(REPO/"configs"/"generalist.yaml")
     assert sum(m.rows for m in g.data.mix) + g.data.max_rows == sum(seen.values()), seen
+    assert g.training.max_tokens == sum(tokens.values()), tokens   # the same training tokens as the specialists
     domains = {d.name for d in reg.data.domains}
     assert {load_config(REPO/"configs"/m.config).adapter.domain for m in g.data.mix} == domains
     p = plan(g, reg, config_path=REPO/"configs"/"generalist.yaml")
-    assert len(p.data.train) == sum(seen.values()) and g.training.epochs == 1
+    assert len(p.data.train) == sum(seen.values())
     assert {e.domain for e in p.data.train} == {*domains, "general"}
     assert all(e.prompt == e.prompt.strip() and "step by step" not in e.prompt[:60] for e in p.data.train[:50])

@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['AdapterSpec', 'ProgramSpec', 'MixPart', 'DataSpec', 'LoraSpec', 'TrainingSpec', 'Notes', 'TrainConfig',
            'parse_config', 'load_config', 'Plan', 'plan', 'Tokenized', 'frame', 'tokenize', 'batch_order',
-           'padded_tokens', 'answer_loss', 'collate', 'select_device', 'select_precision', 'load_for_training',
-           'lr_factor', 'TrainingInterrupted', 'evaluate_loss', 'fit', 'adapter_licence', 'loss_plot', 'fill_template',
-           'log_values', 'TrainResult', 'train', 'save_adapter_files', 'adapter_hashes', 'register_candidate']
+           'padded_tokens', 'batch_stream', 'total_steps', 'answer_loss', 'collate', 'select_device',
+           'select_precision', 'load_for_training', 'lr_factor', 'TrainingInterrupted', 'evaluate_loss', 'fit',
+           'adapter_licence', 'loss_plot', 'fill_template', 'log_values', 'TrainResult', 'train', 'save_adapter_files',
+           'adapter_hashes', 'register_candidate']
 
 # %% ../../nbs/51_training.train.ipynb #52036739
 import collections, dataclasses, datetime as dt, io, json, math, os, platform, random, shutil, signal, sys, threading
@@ -91,6 +92,7 @@ class TrainingSpec(StrictModel):
     max_seq_len: int = Field(256, ge=16)
     max_steps: int | None = Field(None, ge=1)
     epochs: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, ge=1)   # stop once the batches held this many tokens (prompts and answers)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
     learning_rate: float = Field(2e-4, gt=0)
@@ -109,8 +111,8 @@ class TrainingSpec(StrictModel):
 
     @model_validator(mode="after")
     def _steps_or_epochs(self):
-        if (self.max_steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of training.max_steps or training.epochs")
+        if sum(x is not None for x in (self.max_steps, self.epochs, self.max_tokens)) != 1:
+            raise ValueError("give exactly one of training.max_steps, training.epochs or training.max_tokens")
         return self
 
 class Notes(StrictModel):
@@ -327,6 +329,23 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 
 def padded_tokens(batches, lengths) -> int: return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
+def batch_stream(lengths: list[int], t: TrainingSpec):
+    "The endless, reproducible stream of a run's batches: epoch 0, 1, …"
+    epoch = 0
+    while lengths:
+        yield from batch_order(lengths, t.batch_size, t.seed, epoch, t.length_bucketing); epoch += 1
+
+def total_steps(lengths: list[int], t: TrainingSpec) -> int:
+    """A run's optimiser steps: `max_steps`; `epochs` over the rows; or, for `max_tokens`, the steps after which the
+    batch order has held that many tokens (so a run can be given the same tokens as another)."""
+    if t.max_steps: return t.max_steps
+    if t.epochs: return max(1, math.ceil(t.epochs * math.ceil(len(lengths) / t.batch_size) / t.grad_accum))
+    seen = 0
+    for k, b in enumerate(batch_stream(lengths, t), 1):
+        seen += sum(lengths[i] for i in b)
+        if seen >= t.max_tokens: return math.ceil(k / t.grad_accum)
+    return 1   # no rows
+
 # %% ../../nbs/51_training.train.ipynb #b22adf81
 def _causal_lm(model):
     "The `…ForCausalLM` inside a peft model (or the model itself)."
@@ -515,8 +534,7 @@ def fit(model, tok, train_ex: list[Tokenized], val_ex: list[Tokenized], c: Train
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     lengths = [len(e.ids) for e in train_ex]
-    per_epoch = math.ceil(len(train_ex) / t.batch_size)
-    total = t.max_steps or max(1, math.ceil(t.epochs * per_epoch / t.grad_accum))
+    total = total_steps(lengths, t)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, t.warmup_steps, t.schedule))
     state = {"step": 0, "history": [], "tokens": 0, "seconds": 0.0, "total": total, "config": c.model_dump(mode="json")}
     if resume:
@@ -534,11 +552,7 @@ def fit(model, tok, train_ex: list[Tokenized], val_ex: list[Tokenized], c: Train
         set_peft_model_state_dict(model, load_file(found/"adapter"/"adapter_model.safetensors"))
         opt.load_state_dict(saved["optimizer"]); sched.load_state_dict(saved["scheduler"]); torch.set_rng_state(saved["rng"])
         state.update({k: saved[k] for k in ("step", "history", "tokens", "seconds")})
-    def micro_batches():  # the endless, reproducible stream of batches: epoch 0, 1, …
-        epoch = 0
-        while True:
-            yield from batch_order(lengths, t.batch_size, t.seed, epoch, t.length_bucketing); epoch += 1
-    stream = micro_batches()
+    stream = batch_stream(lengths, t)
     for _ in range(state["step"] * t.grad_accum): next(stream)
     model.train()
     bar = _progress(total, state["step"]) if progress else None
