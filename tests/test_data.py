@@ -8,7 +8,7 @@ import pytest
 from conftest import FIXTURE_DATA, LOCO, REPO, needs_full_data, run_loco
 from fake_hub import FakeHub, parquet_bytes
 from locollm.core import LocoError, sha256_file
-from locollm.sources import CATALOGUE, Source, fetch, fetch_source, full_data
+from locollm.sources import CATALOGUE, SOURCES, Source, fetch, fetch_source, full_data
 
 GSM8K, MBPP = CATALOGUE["gsm8k"], CATALOGUE["mbpp"]
 MBPP_SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974)}
@@ -75,11 +75,11 @@ def test_fetch_all_skips_what_it_must_not_fetch_and_says_why(hub, tmp_path):
     assert res["self_instruct_seed"].detail.startswith("self_instruct_seed cannot be fetched: no Hub dataset holds")
     assert sorted(p.name for p in tmp_path.rglob("*.jsonl")) == ["test.jsonl", "train.jsonl"]
 
-def test_a_non_commercial_source_needs_its_licence_accepted(hub, tmp_path):
-    "No catalogued Hub source is non-commercial today: one made of GSM8K's first file with a non-commercial record."
+def test_a_non_commercial_source_needs_its_licence_accepted(hub, tmp_path, monkeypatch):
+    "No catalogued Hub source is non-commercial today: one made of GSM8K's first file, read by a non-commercial source."
     f = as_fixture(GSM8K).files[0]
-    nc = replace(as_fixture(GSM8K), name="nc", files=(replace(f, path="nc/train.jsonl"),),
-                 record=Source("nc", "math", "nc/train.jsonl", "CC BY-NC 4.0", True))
+    nc = replace(as_fixture(GSM8K), name="nc", files=(replace(f, path="nc/train.jsonl"),))
+    monkeypatch.setitem(SOURCES, "nc", Source("nc", "math", "nc/train.jsonl", "CC BY-NC 4.0", True))
     with pytest.raises(LocoError, match=r"nc is not for commercial use \(CC BY-NC 4.0\) — .* --accept-licence nc"):
         fetch(["nc"], tmp_path, endpoint=hub.url, catalogue={"nc": nc})
     assert not hub.requests
