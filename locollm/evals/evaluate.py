@@ -663,12 +663,13 @@ def add_checked_adapter(reg: Registry, cb: CachedBackend, card) -> str:
 
 # %% ../../nbs/63_evals.evaluate.ipynb #e5597c5c
 def cached_run(reg: Registry, adapters=(), benches=(), threads: int | None = None,
-               cache: str | Path | None = None) -> tuple[GenerationCache, CachedBackend]:
-    "`(store, backend)`: the generation cache (also for the sandbox results of `benches` that run code) and the cached llama.cpp backend with `adapters` checked and added."
+               cache: str | Path | None = None, slots: int = 1) -> tuple[GenerationCache, CachedBackend]:
+    """`(store, backend)`: the generation cache (also for the sandbox results of `benches` that run code) and the cached
+    llama.cpp backend with `adapters` checked and added, decoding up to `slots` answers at once."""
     store = GenerationCache(cache)
     for b in benches:
         if hasattr(b, "exec_cache"): b.exec_cache = store.namespace("sandbox")
-    cb = cached_backend(reg, "llama.cpp", store, threads)
+    cb = cached_backend(reg, "llama.cpp", store, threads, slots)
     for name in adapters: add_checked_adapter(reg, cb, reg.adapter(name))
     return store, cb
 

@@ -158,13 +158,13 @@ def missing_answers(table: dict, whos: list[dict]) -> dict[tuple[str, str], list
     return {k: v for k, v in out.items() if v}
 
 def fill_answers(reg: Registry, table: dict, whos: list[dict], threads: int | None = None,
-                 cache: str | Path | None = None, progress: bool = True) -> int:
+                 cache: str | Path | None = None, progress: bool = True, slots: int = 1) -> int:
     "Answer and score, as `loco eval` does, every answer of `whos` that `table` lacks (in place); returns how many items were run."
     todo = missing_answers(table, whos)
     if not todo: return 0
     benches = {b: get_benchmark(b, data=data_dir(reg.root)) for b, _ in todo}
     by_id = {b: {it.id: it for it in bench.items()} for b, bench in benches.items()}  # each benchmark's items loaded once
-    store, cb = cached_run(reg, sorted({a for _, a in todo if a != "base"}), benches.values(), threads, cache)
+    store, cb = cached_run(reg, sorted({a for _, a in todo if a != "base"}), benches.values(), threads, cache, slots)
     judge = make_judge("base", reg, cb, store, threads)[0]
     try:
         with progress_bar(enabled=progress) as prog:
