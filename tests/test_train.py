@@ -9,7 +9,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
-from conftest import LOCO, REPO
+from conftest import LOCO, REPO, needs_full_data
 
 pytestmark = pytest.mark.slow
 
@@ -296,7 +296,15 @@ def test_generalist_sees_as_many_rows_as_the_specialists_together():
     assert g.training.max_tokens == sum(tokens.values()), tokens   # the same training tokens as the specialists
     domains = {d.name for d in reg.data.domains}
     assert {load_config(REPO/"configs"/m.config).adapter.domain for m in g.data.mix} == domains
+
+@needs_full_data
+def test_generalist_trains_on_every_domain_and_the_general_prompts():
+    "On the full data the generalist's plan has exactly the rows of its mix, from every domain and the general prompts."
+    from locollm.registry import Registry
+    from locollm.training.train import load_config, plan
+    reg, g = Registry.load(REPO/"registry.yaml"), load_config(REPO/"configs"/"generalist.yaml")
+    domains = {d.name for d in reg.data.domains}
     p = plan(g, reg, config_path=REPO/"configs"/"generalist.yaml")
-    assert len(p.data.train) == sum(seen.values())
+    assert len(p.data.train) == sum(m.rows for m in g.data.mix) + g.data.max_rows
     assert {e.domain for e in p.data.train} == {*domains, "general"}
     assert all(e.prompt == e.prompt.strip() and "step by step" not in e.prompt[:60] for e in p.data.train[:50])
