@@ -356,9 +356,9 @@ def run_benchmark(bench: Benchmark, items: list[Item], backend, card: AdapterCar
                             lambda: dataclasses.asdict(run_program(ad_out, allow_unsandboxed=allow_unsandboxed)))
             ad_out = ProgramAnswer(**program).text
         score = lambda: bench.compare(it, ad_out, base_out, judge=judge)
-        if bench.reads_logits:   # cached by the backend
-            ma, mb = bench.measure(it, backend, card) if reached(it) else (lambda b: (dict(b), b))(
-                bench.measure(it, backend, None)[1])
+        if bench.reads_logits:   # cached by the backend; an item the adapter does not get scores the base model twice
+            ma, mb = bench.measure(it, backend, card if reached(it) else None)
+            if not reached(it): ma = dict(mb)
         elif store is None or hasattr(bench, "exec_cache"): ma, mb = score()
         else:
             ma, mb = _memo(
