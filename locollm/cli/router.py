@@ -65,9 +65,9 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
                                            help="Routers to hold sources out for (default: --routers)."),
           as_json: bool = typer.Option(False, "--json", help="Print the results as JSON.")):
     "Accuracy, macro-F1, confusion matrix, latency, ECE and fallback rate of routers, side by side."
-    from locollm.routing.bench import (SET_NAMES, bench_markdown, bench_router, leave_one_source_out, loso_markdown,
-                                       plot_confusion)   # sklearn: only here
-    from locollm.routing.classifiers import TRAINERS, ClassifierRouter, fit_router
+    from locollm.routing.bench import (SET_NAMES, bench_markdown, bench_router, held_out_routers, loso_folds,
+                                       loso_markdown, loso_report, mixture_routers, plot_confusion)   # sklearn: only here
+    from locollm.routing.classifiers import MIXTURE_MEMBERS, TRAINERS, ClassifierRouter, fit_router
     reg = load_registry()
     sets = _bench_sets(reg, data, n)
     results, skipped = {k: [] for k in sets}, {}
@@ -81,16 +81,23 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
                 task = prog.add_task(f"{name} on {k}", total=len(rows))
                 results[k].append(bench_router(router, rows, progress=lambda: prog.advance(task)))
         loso_results, loso_rows = {}, routing_data(loso) if loso else []
-        names = [nm.strip() for nm in (loso_routers or routers).split(",") if nm.strip()]
-        for kind in dict.fromkeys(nm.split(":")[-1] for nm in names):
-            if not loso or (kind in skipped and kind not in TRAINERS): continue   # a fold trains its own
+        names = [nm.strip() for nm in (loso_routers or routers).split(",") if nm.strip()] if loso else []
+        kinds = list(dict.fromkeys(nm.split(":")[-1] for nm in names))
+        if "mixture" in kinds:   # its members are held out first, and reported too
+            kinds = [*dict.fromkeys([*(k for k in kinds if k != "mixture"), *MIXTURE_MEMBERS]), "mixture"]
+        folds, fold_routers = loso_folds(loso_rows) if kinds else {}, {}
+        for kind in kinds:
+            if kind in skipped and kind not in TRAINERS: continue   # a fold trains its own
             fixed = None if kind in TRAINERS else get_router(reg, kind)
             if isinstance(fixed, ClassifierRouter): continue   # trained on these very rows: only a refit is fair
-            task, fits = prog.add_task(f"{kind}: leave one source out"), iter(range(COUNT_MAX))
-            with tempfile.TemporaryDirectory() as d:
-                fit = (lambda tr: fixed) if fixed else (lambda tr: fit_router(kind, reg, tr, f"{d}/{next(fits)}.npz"))
-                loso_results[kind] = leave_one_source_out(fit, loso_rows, reg if kind in TRAINERS else None,
-                                                          progress=lambda: prog.advance(task))
+            if kind == "mixture":
+                fold_routers[kind] = mixture_routers(reg, {m: fold_routers[m] for m in MIXTURE_MEMBERS}, folds)
+            else:
+                task, fits = prog.add_task(f"{kind}: leave one source out", total=len(folds)), iter(range(COUNT_MAX))
+                with tempfile.TemporaryDirectory() as d:
+                    fit = (lambda tr: fixed) if fixed else (lambda tr: fit_router(kind, reg, tr, f"{d}/{next(fits)}.npz"))
+                    fold_routers[kind] = held_out_routers(fit, loso_rows, folds, progress=lambda: prog.advance(task))
+            loso_results[kind] = loso_report(fold_routers[kind], folds, reg if kind in TRAINERS else None)
     report = dict(
         code_version=code_version(),
         date=time.strftime("%Y-%m-%d"),
@@ -158,8 +165,8 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
 # %% ../../nbs/91_cli.router.ipynb #d4db31ed
 @router_app.command("train")
 def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback=name_arg,
-                                                                  help="Routers to train: tfidf, embedding, mined "
-                                                                       "(default: all)."),
+                                                                  help="Routers to train: tfidf, embedding, mined, "
+                                                                       "hidden, mixture (default: all)."),
                       n: int = typer.Option(1000, "--n", min=1, max=COUNT_MAX, help="Source examples per domain."),
                       seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
                       extra: Optional[list[Path]] = typer.Option(
@@ -170,7 +177,7 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
     "Train classifier routers on the routing data and register their files."
     from locollm.routing.data import read_routing_rows, split_rows, with_splits
     from locollm.routing.base import ROUTER_SUFFIX
-    from locollm.routing.classifiers import TRAINERS, register_router_file
+    from locollm.routing.classifiers import TRAINERS, register_router_file, train_router
     from locollm.routing.confidence import calibrate
     reg = load_registry()
     names = names or list(TRAINERS)
@@ -188,9 +195,9 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
     for nm in names:
         with console.status(f"training {nm} on {len(tr)} queries…", spinner="dots") if not as_json else nullcontext():
             path = reg.root/"routers"/f"{nm}{ROUTER_SUFFIX.get(nm, '.npz')}"
-            meta = TRAINERS[nm](tr, va, path)
+            meta = train_router(nm, reg, tr, va, path)
             register_router_file(reg.path, nm, path)
-            meta["confidence"] = calibrate(reg.path, nm, va)
+            meta["confidence"] = calibrate(reg.path, nm, va, threshold=meta.get("held_out_threshold"))
         out[nm] = dict(meta, path=str(path.relative_to(reg.root)))
         if not as_json:
             console.print(

@@ -176,7 +176,7 @@ def mine_keywords(rows: list[dict], per_domain: int = 60, min_rows: int = 5, min
     return {d: sorted(v) for d, v in sorted(out.items())}
 
 # %% ../../nbs/30_routing.base.ipynb #ded6261e
-ROUTER_SUFFIX = {"mined": ".json", "confidence": ".json"}   # every other trained router is an .npz
+ROUTER_SUFFIX = {"mined": ".json", "confidence": ".json", "mixture": ".json"}   # every other trained router is an .npz
 
 def router_file(registry: Registry, name: str) -> Path:
     "The file of trained router `name`: `router_files[name]` in the registry, else `routers/<name>` + its suffix."
@@ -218,6 +218,8 @@ ROUTERS = {"keyword": "locollm.routing.base.KeywordRouter",
            "mined": "locollm.routing.base.MinedKeywordRouter",
            "tfidf": "locollm.routing.classifiers.TfidfRouter",
            "embedding": "locollm.routing.classifiers.EmbeddingRouter",
+           "hidden": "locollm.routing.classifiers.HiddenRouter",
+           "mixture": "locollm.routing.classifiers.MixtureRouter",
            "confidence": "locollm.routing.confidence.ConfidenceRouter",
            "learned": "locollm.routing.feedback.LearnedRouter"}
 WRAPPERS = {"confidence"}

@@ -91,11 +91,13 @@ def ece(p1: np.ndarray, ok: np.ndarray, bins: int = 10) -> float:
     )
 
 def calibrate(registry_path: str | Path, base: str, val: list[dict], defer_cost: float = 0.1,
-              margin: float = 0.2) -> dict:
-    "Fit the threshold for wrapped router `base` on `val` and save it to the calibration file."
+              margin: float = 0.2, threshold: float | None = None) -> dict:
+    """Fit the threshold for wrapped router `base` on `val` and save it to the calibration file; a `threshold`
+    already chosen on held-out sources (the mixture's) is saved as it is."""
     reg = Registry.load(registry_path)
-    p1, ok = top_probs(get_router(reg, base), val)
-    cal = dict(threshold=choose_threshold(p1, ok, defer_cost), margin=margin, defer_cost=defer_cost, n_val=len(val))
+    chosen_on = "validation split" if threshold is None else "held-out sources"
+    if threshold is None: threshold = choose_threshold(*top_probs(get_router(reg, base), val), defer_cost)
+    cal = dict(threshold=threshold, margin=margin, defer_cost=defer_cost, n_val=len(val), chosen_on=chosen_on)
     path = calibration_file(reg)
     old = json.loads(path.read_text()) if path.is_file() else {}
     atomic_write_text(path, json.dumps({**old, base: cal}, indent=2) + "\n")

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['split_of', 'general_group', 'math_examples', 'code_examples', 'policy_domain', 'writing_examples',
            'summarisation_examples', 'general_examples', 'user_general_examples', 'everyday_examples', 'with_splits',
-           'build_routing_data', 'split_rows', 'read_routing_rows']
+           'build_routing_data', 'split_rows', 'source_of', 'read_routing_rows']
 
 # %% ../../nbs/31_routing.data.ipynb #a3f482a5
 import hashlib, json, random, re
@@ -533,6 +533,11 @@ def build_routing_data(n: int = 1000, seed: int = 0, data: str | Path | None = N
     return with_splits([r for r in rows if not (exclude and exclude(r["query"]))], seed)
 
 def split_rows(rows: list[dict], split: str) -> list[dict]: return [r for r in rows if r["split"] == split]
+
+# %% ../../nbs/31_routing.data.ipynb #f659e90b
+def source_of(row: dict) -> str:
+    "The source a row belongs to: its `source`; for T0 general prompts, their dataset."
+    return f"{row['source']}/{row['task'].split('_')[0]}" if row.get("task") else row.get("source", "?")
 
 # %% ../../nbs/31_routing.data.ipynb #c59a64a7
 def read_routing_rows(path: str | Path) -> list[dict]:
