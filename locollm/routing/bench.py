@@ -13,9 +13,9 @@ import numpy as np
 from sklearn.metrics import f1_score
 from ..core import LocoError, save_png
 from .base import Router
-from .classifiers import MixtureRouter, mixture_weights, score_matrix
+from .classifiers import MixtureRouter, choose_threshold, mixture_weights, score_matrix
 from .data import source_of
-from .confidence import ConfidenceRouter, choose_threshold, ece, top_probs
+from .confidence import ConfidenceRouter, ece, top_probs
 
 # %% ../../nbs/35_routing.bench.ipynb #6ade1231
 def macro_f1(y: list[str], p: list[str], labels: list[str]) -> float:

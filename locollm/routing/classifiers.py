@@ -7,8 +7,8 @@ __all__ = ['MARKER_NAMES', 'MIXTURE_MEMBERS', 'MIXABLE', 'TRAINERS', 'ROUTER_CLA
            'save_npz', 'load_npz', 'softmax', 'fit_temperature', 'register_router_file', 'ClassifierRouter',
            'TfidfRouter', 'fit_and_save', 'train_tfidf', 'encoder', 'embed_features', 'EmbeddingRouter',
            'train_embedding', 'train_mined', 'BaseTokenEmbedder', 'base_embedder', 'hidden_features', 'HiddenRouter',
-           'train_hidden', 'mixture_weights', 'read_mixture', 'MixtureRouter', 'source_folds', 'score_matrix',
-           'held_out_probs', 'train_mixture', 'train_router', 'fit_router']
+           'train_hidden', 'mixture_weights', 'choose_threshold', 'read_mixture', 'MixtureRouter', 'source_folds',
+           'score_matrix', 'held_out_probs', 'train_mixture', 'train_router', 'fit_router']
 
 # %% ../../nbs/32_routing.classifiers.ipynb #1ebb7afe
 import atexit, functools, hashlib, inspect, itertools, json, math, os, re, time
@@ -349,6 +349,13 @@ def mixture_weights(probs: list[np.ndarray], y: np.ndarray, step: float = 0.05) 
     best = max(grid, key=fit)
     return np.round([*best, 1 - sum(best)], 4)
 
+def choose_threshold(p1: np.ndarray, ok: np.ndarray, defer_cost: float = 0.1) -> float:
+    "The confidence threshold minimising wrong-accepted + defer_cost × deferred (used by `33_routing.confidence`)."
+    grid = np.unique(np.concatenate([[0.0], np.round(p1, 4)]))
+    cost = [((p1 >= t) & ~ok).sum() + defer_cost * (p1 < t).sum() for t in grid]
+    return float(grid[int(np.argmin(cost))])
+
+
 # %% ../../nbs/32_routing.classifiers.ipynb #3560e2fa
 MIXABLE = ("keyword", "mined", "tfidf", "embedding", "hidden")   # built-in routers only: a file names no code to import
 
@@ -428,7 +435,6 @@ def train_mixture(train: list[dict], val: list[dict], path: str | Path, registry
     y = np.array([labels.index(r["domain"]) for r in train])
     with tempfile.TemporaryDirectory() as d:
         probs = [held_out_probs(registry, m, train, folds, d) for m in members]
-    from locollm.routing.confidence import choose_threshold   # confidence imports this module
     w = mixture_weights(probs, y)
     P = sum(wi * p for wi, p in zip(w, probs))
     meta = dict(kind="mixture", members=list(members), weights=w.tolist(), chosen_on=f"{len(folds)} source folds",
