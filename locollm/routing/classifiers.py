@@ -431,8 +431,7 @@ def train_mixture(train: list[dict], val: list[dict], path: str | Path, registry
     wrapper's threshold on the same held-out queries; save them to `path` (`val` is not needed)."""
     import tempfile
     t0, folds = time.time(), source_folds(train, k)
-    labels = Router(registry).labels
-    y = np.array([labels.index(r["domain"]) for r in train])
+    y = _label_index(train, Router(registry).labels)
     with tempfile.TemporaryDirectory() as d:
         probs = [held_out_probs(registry, m, train, folds, d) for m in members]
     w = mixture_weights(probs, y)
