@@ -181,14 +181,14 @@ def loco(project, *args, timeout=1500):
     env = os.environ | {"LOCOLLM_CACHE": str(project/"cache")}   # LOCOLLM_DATA: the data conftest found
     return subprocess.run([*LOCO, "--registry", str(project/"registry.yaml"), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=project)
 
-# five items: with three, the first run (~55 s) is so short that the rerun's fixed start-up (~1 s: imports, hashing the base model) decides the ratio
+# five items, 64 tokens: enough generation that the first run's benchmarks take a minute on 2 cores
 ARGS = ["eval", "rand-math", "--limit", "5", "--max-tokens", "64", "--threads", "1", "--json"]
 
 def _numbers(d):
     return [{k: b[k] for k in ("name", "n", "item_ids_sha256", "adapter", "base", "paired")} for b in d["benchmarks"]], d["verdict"]
 
 @pytest.mark.slow
-def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
+def test_eval_end_to_end_then_cached_rerun_skips_the_model(project):
     t = time.perf_counter(); r1 = loco(project, *ARGS); first = time.perf_counter() - t
     assert r1.returncode == 0, r1.stderr[-2000:]
     d1 = json.loads(r1.stdout)
@@ -208,8 +208,12 @@ def test_eval_end_to_end_then_cached_rerun_is_50x_faster(project):
     assert r2.returncode == 0, r2.stderr[-2000:]
     d2 = json.loads(r2.stdout)
     assert d2["cache"]["misses"] == 0 and _numbers(d2) == _numbers(d1)
-    print(f"first {first:.1f} s, cached rerun {second:.2f} s: {first / second:.0f}x")
-    assert first / second >= 50, (first, second)
+    work = [sum(b["seconds"] for b in d["benchmarks"]) for d in (d1, d2)]
+    print(f"first {first:.1f} s, cached rerun {second:.2f} s: {first / second:.0f}x; benchmarks {work[0]:.1f} s vs {work[1]:.3f} s")
+    # the benchmarks' own time shows the cache (a machine that generates faster shrinks only the wall-clock ratio, whose
+    # floor is the fixed start-up of ~1-2 s: imports, reading the data files, hashing the base model)
+    assert work[0] / max(work[1], 1e-3) >= 50, work   # seconds are rounded to the millisecond
+    assert first / second >= 10, (first, second)
 
 @pytest.mark.slow
 def test_eval_base_alone(project):
