@@ -95,8 +95,12 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
               False, "--no-extend", help="Do not rerun an out-of-domain check its items cannot decide on more items."),
           save_answers: Optional[Path] = typer.Option(
               None, "--save-answers", callback=path_arg("file"),
-              help="Also write the answers this run used (gzipped JSON lines) to this file, for `GenerationCache.seed` "
-                   "(how the lab profile's base answers are made: `make lab-answers`)."),
+              help="Also write the answers this run used (gzipped JSON lines) to this file, rewritten after each "
+                   "benchmark, for --seed-answers (how the lab profile's base answers are made: `make lab-answers`)."),
+          seed_answers: Optional[list[Path]] = typer.Option(
+              None, "--seed-answers", callback=path_arg("file", exists=True),
+              help="Add the answers in this file (written by --save-answers) to the cache first: only the missing "
+                   "ones are generated. Repeatable; the report's command names each file."),
           ood_rule: str = typer.Option(
               "noninferiority", "--ood-rule", callback=ood_rule_arg,
               help="Out-of-domain rule: noninferiority (the one-sided 95% lower bound of adapter − base above "
@@ -109,7 +113,8 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
     "Evaluate ADAPTER and the base model on the same items; report, verdict and registry scores."
     from locollm.evals.evaluate import evaluate_adapter   # numpy, scipy and the benchmarks: only here
     from locollm.evals.evaluate import GenerationCache
-    if save_answers and no_cache: raise LocoError("--save-answers needs the cache", "drop --no-cache")
+    if (save_answers or seed_answers) and no_cache:
+        raise LocoError("--save-answers and --seed-answers need the cache", "drop --no-cache")
     reg = load_registry()
     names = _split(benchmarks)
     store = False if no_cache else GenerationCache(cache)
@@ -133,8 +138,10 @@ def eval_(adapter: str = typer.Argument(..., callback=name_arg,
         slots=slots,
         extend=not no_extend,
         profile=profile,
+        seed_answers=seed_answers or [],
+        save_answers=save_answers,
     )
-    saved = store.export(save_answers) if save_answers else None
+    saved = rep.data["cache"]["saved"]
     d = rep.to_dict()
     if as_json: return print_json(d)
     console.print(_table(d))

@@ -688,8 +688,11 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      alpha: float = 0.05, ood_tolerance: float = 0.05, ood_rule: str = "noninferiority", min_n: int = MIN_N,
                      command: str | None = None, ood_limit: int | None = None,
                      allow_unsandboxed_code: bool = False, slots: int = 1, extend: bool = True,
-                     profile: str | None = None) -> EvalReport:
-    "Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict, registry scores."
+                     profile: str | None = None, seed_answers: list[str | Path] = (),
+                     save_answers: str | Path | None = None) -> EvalReport:
+    """Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict,
+    registry scores. `seed_answers`: files of answers (`GenerationCache.export`) added to the cache first;
+    `save_answers`: the answers used so far, rewritten after each benchmark (a run stopped part-way keeps them)."""
     t0 = time.perf_counter()
     if profile is not None:
         if profile not in EVAL_PROFILES:
@@ -720,7 +723,11 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     cb = cached_backend(reg, backend, store, threads, slots)
     model_sha, ad_sha = cb.model_sha256, None
     shipped = shipped_answers(model_sha)
+    if (seed_answers or save_answers) and not store.path:
+        raise LocoError("seeding or saving answers needs the cache", "drop --no-cache")
     seeded = store.seed(shipped) if store.path and shipped.exists() else 0   # the base model's lab answers, shipped
+    seeded += sum(store.seed(f) for f in seed_answers)
+    saved = None
     if card is not None:
         ad_sha = add_checked_adapter(reg, cb, card)
         fit = f"{backend}\x00{model_sha}\x00{ad_sha}"
@@ -748,6 +755,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
     try:
         with progress_bar(enabled=progress) as prog:
             def run(name: str, n: int | None, extends: bool = False) -> dict:
+                nonlocal saved
                 bench = get_benchmark(name, root=reg.root, data=data)
                 bench.domain = bench.domain or next((d.name for d in reg.data.domains if d.benchmark == name), "")
                 if hasattr(bench, "exec_cache"):
@@ -764,6 +772,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                 s["max_tokens"] = min(bench.max_tokens, max_tokens or bench.max_tokens)
                 s["seconds"], s["full_size"] = round(time.perf_counter() - tb, 3), len(bench.items())
                 per_bench[name] = bench
+                if save_answers: saved = store.export(save_answers)
                 return s, rows
             for name in names:
                 s, rows = run(name, ood_limit if ood_limit and domain_bench and name != domain_bench else limit)
@@ -832,6 +841,7 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
             "hits": cb.hits + getattr(judge_backend, "hits", 0) * (judge_backend is not cb),
             "misses": cb.misses + getattr(judge_backend, "misses", 0) * (judge_backend is not cb),
             "seeded": seeded,
+            "saved": saved,
         },
         "command": command
         or f"loco eval {card.name if card else 'base'} --benchmarks {','.join(names)}"
@@ -844,7 +854,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
         + (f" --max-tokens {max_tokens}" if max_tokens else "")
         + (f" --backend {backend}" if backend != "llama.cpp" else "")
         + (f" --judge {judge}" if judge not in (None, "base") else "")
-        + (" --allow-unsandboxed-code" if allow_unsandboxed_code else ""),
+        + (" --allow-unsandboxed-code" if allow_unsandboxed_code else "")
+        + "".join(f" --seed-answers {f}" for f in seed_answers),
     }
     if card is not None and write_registry:
         d["registry_updated"] = _write_scores(reg, card.name, results, verdict, min_n)
