@@ -163,7 +163,7 @@ notebooks: setup-dev
 	  -y "{adapter: math-gsm8k, limit: 2, ood_limit: 2, max_tokens: 8, budget_s: 600, results_dir: ../$(ART)/lab_eval, results_md: ../$(ART)/lab_eval/RESULTS.md}"
 	test -s $(ART)/lab_eval/lab_eval.json
 	$(PM) benchmarks/training.ipynb $(ART)/training.ipynb --cwd benchmarks \
-	  -y "{steps: 1, rounds: 1, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
+	  -y "{steps: 1, rounds: 1, precision: fp32, results_dir: ../$(ART)/training, results_md: ../$(ART)/training/RESULTS.md}"
 	test -s $(ART)/training/training.json
 	$(PM) benchmarks/swarm_modes.ipynb $(ART)/swarm_modes.ipynb --cwd benchmarks \
 	  -y "{n: 2, ks: '1,2', plot: ../$(ART)/swarm_modes.png, out_json: ../$(ART)/swarm_modes.json, results_md: ../$(ART)/swarm_modes-RESULTS.md}"
