@@ -209,7 +209,8 @@ def test_eval_end_to_end_then_cached_rerun_skips_the_model(project):
     d2 = json.loads(r2.stdout)
     assert d2["cache"]["misses"] == 0 and _numbers(d2) == _numbers(d1)
     work = [sum(b["seconds"] for b in d["benchmarks"]) for d in (d1, d2)]
-    print(f"first {first:.1f} s, cached rerun {second:.2f} s: {first / second:.0f}x; benchmarks {work[0]:.1f} s vs {work[1]:.3f} s")
+    print(f"first {first:.1f} s, cached rerun {second:.2f} s: {first / second:.0f}x; "
+          f"benchmarks {work[0]:.1f} s vs {work[1]:.3f} s")
     # the benchmarks' own time shows the cache (a machine that generates faster shrinks only the wall-clock ratio, whose
     # floor is the fixed start-up of ~1-2 s: imports, reading the data files, hashing the base model)
     assert work[0] / max(work[1], 1e-3) >= 50, work   # seconds are rounded to the millisecond

@@ -690,8 +690,8 @@ def evaluate_adapter(registry: Registry | str | Path | None, adapter: str | None
                      allow_unsandboxed_code: bool = False, slots: int = 1, extend: bool = True,
                      profile: str | None = None, seed_answers: list[str | Path] = (),
                      save_answers: str | Path | None = None) -> EvalReport:
-    """Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report, verdict,
-    registry scores. `seed_answers`: files of answers (`GenerationCache.export`) added to the cache first;
+    """Evaluate `adapter` (None or 'base': the base model alone) against the base model on the same items; report,
+    verdict, registry scores. `seed_answers`: files of answers (`GenerationCache.export`) added to the cache first;
     `save_answers`: the answers used so far, rewritten after each benchmark (a run stopped part-way keeps them)."""
     t0 = time.perf_counter()
     if profile is not None:
